@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# ebpf-lab set-up: the one recipe used on a bare machine (./lab, ./test) and
+# by the Vagrant VM's provisioning. Idempotent: installs only what is missing.
+#
+#   scripts/setup.sh            OS packages, kernel filesystems, headers, venv
+#   scripts/setup.sh --test     ... plus what the test tiers need (QEMU, ...)
+#
+# Supported: Debian 12+, Ubuntu 22.04+, run as root.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+want_test=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) want_test=1 ;;
+        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "setting up the lab needs root (BPF, tracefs and apt need it): run it with sudo."
+command -v apt-get >/dev/null || die "this set-up knows Debian and Ubuntu (apt-get); install bcc, clang, llvm, iproute2 and Python 3 venv support by hand on other systems."
+
+# ---------------------------------------------------------------- packages
+pkgs=(python3-bpfcc bpfcc-tools bpftrace clang llvm libbpf-dev iproute2
+      iputils-ping python3-venv python3-pip gcc make libc6-dev
+      iptables nftables netsniff-ng kmod ca-certificates procps)
+# bpftool: its own package on Debian, part of linux-tools on Ubuntu.
+if apt-cache show bpftool >/dev/null 2>&1; then pkgs+=(bpftool); fi
+# Headers for the running kernel when the distribution has them, otherwise its
+# generic headers package (the lab then compiles against those: see doctor).
+kver=$(uname -r)
+if apt-cache show "linux-headers-$kver" >/dev/null 2>&1; then
+    pkgs+=("linux-headers-$kver")
+elif apt-cache show linux-headers-amd64 >/dev/null 2>&1 && [ "$(dpkg --print-architecture)" = amd64 ]; then
+    pkgs+=(linux-headers-amd64)
+elif apt-cache show linux-headers-arm64 >/dev/null 2>&1 && [ "$(dpkg --print-architecture)" = arm64 ]; then
+    pkgs+=(linux-headers-arm64)
+elif apt-cache show linux-headers-generic >/dev/null 2>&1; then
+    pkgs+=(linux-headers-generic)
+fi
+if [ "$want_test" = 1 ]; then
+    pkgs+=(qemu-system-x86 qemu-utils debootstrap e2fsprogs cpio zstd xz-utils)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    say "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq || apt-get update
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+        || apt-get install -y --no-install-recommends "${missing[@]}"
+else
+    say "OS packages: all present"
+fi
+
+# ---------------------------------------------------- kernel filesystems
+mountpoint -q /sys/kernel/tracing 2>/dev/null || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null || true
+mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null || true
+mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+
+# ------------------------------------------------------------ Python venv
+venv="$here/.venv"
+py=/usr/bin/python3
+[ -x "$py" ] || die "no /usr/bin/python3: install python3"
+if [ ! -x "$venv/bin/python" ]; then
+    say "creating the project venv in $venv"
+    "$py" -m venv "$venv"
+fi
+stamp="$venv/.ebpf-lab-installed"
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
+    say "installing Python packages into the venv (pyproject.toml)"
+    "$venv/bin/python" -m pip install -q --upgrade pip
+    "$venv/bin/python" -m pip install -q -e "$here[lab,test]"
+    touch "$stamp"
+else
+    say "Python packages: up to date"
+fi
+
+# ------------------------------------------ kernel headers (fallback tree)
+# Writes nothing under /lib/modules; see ebpf_lab/_kernel.py.
+"$venv/bin/python" -m ebpf_lab.kernel_headers --prepare || true
+
+say "done. Check the machine with: $venv/bin/ebpf-lab doctor"
