@@ -1,0 +1,36 @@
+"""Built-in workloads: small C programs compiled on first use and cached."""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+from importlib import resources
+
+from .errors import FeatureUnavailable
+
+BIN_CACHE = os.environ.get("EBPF_LAB_BIN_CACHE", "/var/cache/ebpf-lab/bin")
+
+
+def source_path(name: str) -> str:
+    return str(resources.files("ebpf_lab") / "workloads" / f"{name}.c")
+
+
+def binary(name: str, extra_flags: tuple = ()) -> str:
+    """Path of the compiled workload ``name`` (ebpf_lab/workloads/NAME.c), building it if needed."""
+    src = source_path(name)
+    with open(src, "rb") as f:
+        digest = hashlib.sha256(f.read() + repr(extra_flags).encode()).hexdigest()[:12]
+    out = os.path.join(BIN_CACHE, f"{name}-{digest}")
+    if os.path.exists(out):
+        return out
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        raise FeatureUnavailable("cc", f"building the workload {name}: no C compiler; install gcc (sudo apt-get install gcc libc6-dev)")
+    os.makedirs(BIN_CACHE, exist_ok=True)
+    tmp = f"{out}.tmp{os.getpid()}"
+    r = subprocess.run([cc, "-O2", "-o", tmp, src, *extra_flags], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise FeatureUnavailable("cc", f"building the workload {name} failed:\n{r.stderr}")
+    os.replace(tmp, out)
+    return out

@@ -1,0 +1,613 @@
+"""The lesson engine: one lesson = one program file = one class = one notebook.
+
+A lesson walks through the life of a BPF program, one public method per step,
+so that a notebook cell can call each on its own::
+
+    lab = KmallocLesson(min_bytes=128)
+    print(lab.source())      # the exact C that will be compiled, with its -D flags
+    lab.compile()            # clang -> BPF bytecode (CompileError with clang's message)
+    lab.load()               # into the kernel: the verifier's verdict, instruction counts
+    lab.attach()             # onto the hook; says which hook was used
+    lab.trigger()            # start the lesson's built-in workload
+    df = lab.collect()       # drain events for a bounded time/count -> DataFrame
+    lab.detach()             # nothing stays attached
+
+or all at once: ``df = KmallocLesson().run()``. A lesson is a context manager;
+every attachment registers its own removal the moment it succeeds, and errors,
+KeyboardInterrupt and interpreter exit all detach.
+"""
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import dataclasses
+import enum
+import os
+import re
+import subprocess
+import tempfile
+import time
+import weakref
+from importlib import resources
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import _kernel
+from ._bcc import import_bcc
+from ._progress import Progress
+from ._ringbuf import RingReader
+from .errors import (
+    AttachError,
+    CompileError,
+    FeatureUnavailable,
+    LabParameterError,
+    LessonStateError,
+    VerifierError,
+)
+
+__all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path"]
+
+
+def program_path(name: str) -> str:
+    """Absolute path of a program file in ``ebpf_lab/programs`` (bcc resolves relative paths oddly)."""
+    p = resources.files("ebpf_lab") / "programs" / name
+    return str(p)
+
+
+@dataclasses.dataclass(frozen=True)
+class Param:
+    """A lesson parameter. ``cflag`` names the C macro it becomes (``-DNAME=value``)."""
+
+    default: Any
+    doc: str
+    min: Optional[float] = None
+    max: Optional[float] = None
+    choices: Optional[Sequence[Any]] = None
+    cflag: Optional[str] = None
+
+    def check(self, name: str, value: Any) -> Any:
+        kind = type(self.default)
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                value = value.lower() in ("1", "true", "yes", "on")
+            if not isinstance(value, (bool, int)):
+                raise LabParameterError(f"parameter {name}={value!r}: expected true or false")
+            return bool(value)
+        if kind in (int, float):
+            try:
+                if isinstance(value, bool):
+                    raise ValueError
+                v = kind(value)
+                if kind is int and isinstance(value, float) and not value.is_integer():
+                    raise ValueError
+                if isinstance(value, str) and kind is int:
+                    v = int(value, 0)
+            except (TypeError, ValueError):
+                raise LabParameterError(f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
+            if self.min is not None and v < self.min or self.max is not None and v > self.max:
+                raise LabParameterError(f"parameter {name}={value!r} is out of range [{self.min}, {self.max}]: {self.doc}")
+            value = v
+        if self.choices is not None and value not in self.choices:
+            raise LabParameterError(f"parameter {name}={value!r}: choose one of {', '.join(map(str, self.choices))}")
+        return value
+
+
+@dataclasses.dataclass
+class Hook:
+    """Where a handler runs. ``kind``: tracepoint, raw_tracepoint, kprobe, kretprobe, uprobe, uretprobe."""
+
+    kind: str
+    target: str
+    fn: str
+    note: str = ""
+    attached: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.kind}:{self.target}"
+
+
+class State(enum.Enum):
+    NEW = "new"
+    COMPILED = "compiled"
+    LOADED = "loaded"
+    ATTACHED = "attached"
+    CLOSED = "closed"
+
+
+@dataclasses.dataclass
+class Workload:
+    """A running built-in workload (a child process)."""
+
+    description: str
+    proc: subprocess.Popen
+    started: float
+    facts: Dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def done(self) -> bool:
+        return self.proc.poll() is not None
+
+    def wait(self, timeout: Optional[float] = None) -> int:
+        return self.proc.wait(timeout)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+_live: "weakref.WeakSet[Lesson]" = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    for lesson in list(_live):
+        lesson.detach()
+
+
+@contextlib.contextmanager
+def _capture_stderr() -> Iterator[Callable[[], str]]:
+    """Capture what C code (clang, libbpf) writes to file descriptor 2."""
+    import sys
+
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        try:
+            sys.stderr.flush()
+        except Exception:
+            pass
+        saved = os.dup(2)
+        os.dup2(tmp.fileno(), 2)
+        text: List[str] = []
+
+        def get() -> str:
+            return "".join(text)
+
+        try:
+            yield get
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            text.append(tmp.read().decode(errors="replace"))
+
+
+def _np_dtype_of(cls: Any) -> np.dtype:
+    """numpy dtype of a ctypes Structure, with char arrays as fixed-size byte strings."""
+    names, formats, offsets = [], [], []
+    for fname, ftype in cls._fields_:
+        off = getattr(cls, fname).offset
+        if issubclass(ftype, ctypes.Array) and ftype._type_ is ctypes.c_char:
+            fmt: Any = f"S{ftype._length_}"
+        else:
+            fmt = np.dtype(ftype)
+        names.append(fname)
+        formats.append(fmt)
+        offsets.append(off)
+    return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ctypes.sizeof(cls)})
+
+
+def bytes_to_category(col: np.ndarray) -> pd.Categorical:
+    """Fixed-size C strings -> a pandas categorical (decoded once per distinct value)."""
+    uniq, codes = np.unique(col, return_inverse=True)
+    cats = [u.split(b"\0", 1)[0].decode("utf-8", "replace") for u in uniq]
+    # distinct raw values can decode equal (trailing garbage after NUL): merge them
+    ucats, remap = np.unique(np.array(cats, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(remap[codes].astype(np.int32), categories=list(ucats))
+
+
+class Lesson:
+    """Base class of every lesson. Subclasses set the class attributes and hooks."""
+
+    #: short stable id used on the command line (``ebpf-lab run ID``)
+    id: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    notebook: ClassVar[str] = ""
+    #: the program file in ebpf_lab/programs
+    program: ClassVar[str] = ""
+    params: ClassVar[Dict[str, Param]] = {}
+    #: the DataFrame's columns, documented: name -> meaning
+    columns: ClassVar[Dict[str, str]] = {}
+    #: name of the BPF_RINGBUF_OUTPUT map events arrive through ('' for none)
+    events_map: ClassVar[str] = "events"
+    #: name of the per-CPU counter of events the ring buffer had no room for
+    lost_map: ClassVar[str] = "lost"
+    #: default collection time when no workload is running
+    default_seconds: ClassVar[float] = 2.0
+    poll_interval: ClassVar[float] = 0.05
+
+    def __init__(self, *, program_text: Optional[str] = None, **params: Any) -> None:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise LabParameterError(
+                f"lesson {self.id}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(self.params) or 'none'}"
+            )
+        self.values: Dict[str, Any] = {n: p.check(n, params.get(n, p.default)) for n, p in self.params.items()}
+        self.program_text = program_text
+        self.state = State.NEW
+        self.bpf: Any = None
+        self.hooks: List[Hook] = []
+        self.workload: Optional[Workload] = None
+        self._stack = contextlib.ExitStack()
+        self._reader: Optional[RingReader] = None
+        self._pending: List[np.ndarray] = []
+        self.compile_log = ""
+        _live.add(self)
+
+    # ------------------------------------------------------------ helpers
+    def __repr__(self) -> str:
+        vals = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
+        return f"<{type(self).__name__} {self.id} [{self.state.value}] {vals}>"
+
+    def _require(self, *states: State, doing: str) -> None:
+        if self.state not in states:
+            order = "source -> compile -> load -> attach -> trigger -> collect -> detach"
+            hint = {
+                State.NEW: "call compile() first",
+                State.COMPILED: "call load() first",
+                State.LOADED: "call attach() first",
+                State.ATTACHED: "it is already attached",
+                State.CLOSED: "this lesson was detached; make a new one to run again",
+            }[self.state]
+            raise LessonStateError(f"{doing} lesson {self.id}: the lesson is {self.state.value}; {hint} (steps: {order})")
+
+    def cflags(self) -> List[str]:
+        """The -D flags the parameters become."""
+        flags = []
+        for name, p in self.params.items():
+            if p.cflag:
+                v = self.values[name]
+                flags.append(f"-D{p.cflag}={int(v) if isinstance(v, bool) else v}")
+        return flags + self.extra_cflags()
+
+    def extra_cflags(self) -> List[str]:
+        return []
+
+    def program_file(self) -> str:
+        return program_path(self.program)
+
+    def source(self) -> str:
+        """The exact C source that will be compiled, headed by the flags it gets."""
+        text = self.program_text if self.program_text is not None else open(self.program_file()).read()
+        where = "your program" if self.program_text is not None else self.program_file()
+        return f"// {where}\n// compiled by bcc with: {' '.join(self.cflags()) or '(no flags)'}\n\n{text}"
+
+    def select_hooks(self) -> List[Hook]:
+        """Which hooks this kernel gets (subclasses choose fallbacks here)."""
+        raise NotImplementedError
+
+    def preflight(self) -> None:
+        """Check privileges and features before compiling; raise a LabError saying what to do."""
+        _kernel.require_root(f"compiling lesson {self.id}")
+        _kernel.ensure_kernel_fs()
+
+    # -------------------------------------------------------------- steps
+    def compile(self) -> pd.DataFrame:
+        """Compile the C program with clang (through bcc). Returns the functions found."""
+        self._require(State.NEW, doing="compiling")
+        self.preflight()
+        from .kernel_headers import prepare
+
+        prepare()
+        bcc = import_bcc()
+        hooks = self.select_hooks()
+        kw: Dict[str, Any] = {"cflags": self.cflags()}
+        if self.program_text is not None:
+            kw["text"] = self.program_text
+        else:
+            kw["src_file"] = self.program_file()
+        t0 = time.monotonic()
+        with _capture_stderr() as log:
+            try:
+                self.bpf = _lab_bpf_class(bcc)(**kw)
+            except Exception as e:  # bcc raises bare Exception
+                err = e
+            else:
+                err = None
+        self.compile_log = log()
+        if err is not None:
+            msg = self._explain_compile(self.compile_log)
+            raise CompileError(f"compiling lesson {self.id} ({self.program or 'your program'}) failed: {err}", msg)
+        self._stack.callback(self._cleanup_bpf)
+        self.hooks = hooks
+        self.state = State.COMPILED
+        rows = [{"function": h.fn, "hook": h.name, "bytecode_insns": self._fn_insns(h.fn)} for h in hooks]
+        df = pd.DataFrame(rows)
+        df.attrs["compile_seconds"] = round(time.monotonic() - t0, 3)
+        df.attrs["warnings"] = self.compile_log.count("warning:")
+        return df
+
+    def _fn_insns(self, fn: str) -> int:
+        bcc = import_bcc()
+        size = bcc.lib.bpf_function_size(self.bpf.module, fn.encode())
+        return int(size) // 8
+
+    def _explain_compile(self, log: str) -> str:
+        where = self.program_file() if self.program_text is None else "your program"
+        log = log.replace("/virtual/main.c", where)
+        keep = [ln for ln in log.splitlines() if "error" in ln or ln.startswith(" ") or "^" in ln]
+        return "\n".join(keep) or log
+
+    def load(self) -> pd.DataFrame:
+        """Load every handler into the kernel: the verifier checks it here."""
+        self._require(State.COMPILED, doing="loading")
+        bcc = import_bcc()
+        rows = []
+        for h in self.hooks:
+            ptype = _prog_type(bcc, h.kind)
+            with _capture_stderr() as log:
+                try:
+                    fn = self.bpf.load_func(h.fn, ptype)
+                    err = None
+                except Exception as e:
+                    err = e
+            if err is not None:
+                text = log()
+                if "Need super-user" in str(err) and h.kind in ("fentry", "fexit"):
+                    raise FeatureUnavailable(h.kind, f"loading {h.fn} for {h.name}: this kernel refuses {h.kind} programs")
+                raise VerifierError(f"loading {h.fn} ({h.name}) into the kernel failed: {err}. "
+                                    "The verifier's log below says which instruction it refused and why.", text.strip())
+            from ._bpfsys import prog_info
+
+            info: Dict[str, Any] = {"function": h.fn, "hook": h.name, "verifier": "accepted"}
+            try:
+                info.update(prog_info(fn.fd))
+            except OSError:
+                pass
+            rows.append(info)
+        self.state = State.LOADED
+        cols = ["function", "hook", "verifier", "prog_id", "xlated_insns", "verified_insns", "jited_bytes"]
+        df = pd.DataFrame(rows)
+        return df[[c for c in cols if c in df.columns]]
+
+    def attach(self) -> pd.DataFrame:
+        """Attach every handler to its hook; the removal is registered at once."""
+        self._require(State.LOADED, doing="attaching")
+        for h in self.hooks:
+            try:
+                detach = self._attach_one(h)
+            except FeatureUnavailable:
+                self.detach()
+                raise
+            except Exception as e:
+                self.detach()
+                raise AttachError(f"attaching {h.fn} to {h.name} failed: {e}") from e
+            h.attached = True
+            self._stack.callback(self._safe, detach)
+        if self.events_map:
+            tab = self.bpf[self.events_map]
+            from bcc.table import _get_event_class  # type: ignore
+
+            dtype = _np_dtype_of(_get_event_class(tab))
+            size = self._map_size(tab)
+            self._reader = RingReader(tab.map_fd, size, dtype)
+            self._stack.callback(self._reader.close)
+        self.state = State.ATTACHED
+        return pd.DataFrame([{"hook": h.name, "function": h.fn, "note": h.note} for h in self.hooks])
+
+    @staticmethod
+    def _map_size(tab: Any) -> int:
+        from ._bpfsys import map_info
+
+        return int(map_info(tab.map_fd)["max_entries"])
+
+    def _attach_one(self, h: Hook) -> Callable[[], None]:
+        b = self.bpf
+        if h.kind == "tracepoint":
+            b.attach_tracepoint(tp=h.target, fn_name=h.fn)
+            return lambda: b.detach_tracepoint(tp=h.target)
+        if h.kind == "raw_tracepoint":
+            b.attach_raw_tracepoint(tp=h.target, fn_name=h.fn)
+            return lambda: b.detach_raw_tracepoint(tp=h.target)
+        if h.kind == "kprobe":
+            b.attach_kprobe(event=h.target, fn_name=h.fn)
+            return lambda: b.detach_kprobe(event=h.target, fn_name=h.fn)
+        if h.kind == "kretprobe":
+            b.attach_kretprobe(event=h.target, fn_name=h.fn)
+            return lambda: b.detach_kretprobe(event=h.target, fn_name=h.fn)
+        if h.kind in ("uprobe", "uretprobe"):
+            lib, _, sym = h.target.rpartition(":")
+            if h.kind == "uprobe":
+                b.attach_uprobe(name=lib, sym=sym, fn_name=h.fn)
+                return lambda: b.detach_uprobe(name=lib, sym=sym)
+            b.attach_uretprobe(name=lib, sym=sym, fn_name=h.fn)
+            return lambda: b.detach_uretprobe(name=lib, sym=sym)
+        if h.kind in ("fentry", "fexit"):
+            b.attach_kfunc(fn_name=h.fn) if h.kind == "fentry" else b.attach_kretfunc(fn_name=h.fn)
+            return lambda: None  # freed with the program fd
+        raise AttachError(f"attaching {h.fn}: unknown hook kind {h.kind!r}")
+
+    @staticmethod
+    def _safe(fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except Exception:
+            pass  # already gone (e.g. bcc cleaned up first)
+
+    def start_workload(self, **kw: Any) -> Workload:
+        """Start the lesson's built-in workload (subclasses)."""
+        raise NotImplementedError(f"lesson {self.id} has no built-in workload")
+
+    def trigger(self, **kw: Any) -> Workload:
+        """Start the lesson's built-in workload; collect() waits for it to finish."""
+        self._require(State.ATTACHED, doing="triggering the workload of")
+        try:
+            self.workload = self.start_workload(**kw)
+        except BaseException:
+            self.detach()
+            raise
+        self._stack.callback(self.workload.stop)
+        return self.workload
+
+    def drain(self) -> int:
+        """Move events from the ring buffer into memory; returns how many arrived."""
+        if self._reader is None:
+            return 0
+        arr = self._reader.drain()
+        if len(arr):
+            self._pending.append(arr)
+        return len(arr)
+
+    def collect(self, seconds: Optional[float] = None, *, max_events: Optional[int] = None,
+                quiet: bool = False) -> pd.DataFrame:
+        """Collect events until the workload ends (+ a moment), ``seconds`` pass, or ``max_events`` arrive.
+
+        Without a running workload, collects for ``seconds`` (default: the lesson's
+        ``default_seconds``). Any error or interrupt here detaches the lesson.
+        """
+        self._require(State.ATTACHED, doing="collecting from")
+        if seconds is not None and not (0 < seconds <= 3600):
+            raise LabParameterError(f"collecting from lesson {self.id}: seconds={seconds!r} must be in (0, 3600]")
+        if max_events is not None and max_events < 1:
+            raise LabParameterError(f"collecting from lesson {self.id}: max_events={max_events!r} must be >= 1")
+        wl = self.workload
+        limit = seconds if seconds is not None else (60.0 if wl else self.default_seconds)
+        t0 = time.monotonic()
+        n = sum(len(a) for a in self._pending)
+        try:
+            with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}", quiet=quiet) as prog:
+                done_at: Optional[float] = None
+                while True:
+                    n += self.drain()
+                    now = time.monotonic()
+                    if max_events is not None and n >= max_events:
+                        break
+                    if now - t0 >= limit:
+                        break
+                    if wl is not None and seconds is None and wl.done():
+                        done_at = done_at or now
+                        if now - done_at >= 0.2:
+                            break
+                    prog.update(now - t0, f"{n:,} events")
+                    time.sleep(self.poll_interval)
+                n += self.drain()
+            arr = np.concatenate(self._pending) if self._pending else np.empty(0, self._reader.dtype if self._reader else np.uint8)
+            self._pending = []
+            if max_events is not None:
+                arr = arr[:max_events]
+            df = self.to_frame(arr)
+        except BaseException:
+            self.detach()
+            raise
+        df.attrs.update(self.describe(elapsed=time.monotonic() - t0))
+        return df
+
+    def expected_workload_seconds(self) -> float:
+        return 1.0
+
+    def lost(self) -> int:
+        """Events the ring buffer had no room for (counted in the kernel)."""
+        if not self.lost_map or self.bpf is None:
+            return 0
+        try:
+            return int(self.bpf[self.lost_map].sum(0).value)
+        except Exception:
+            return 0
+
+    def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
+        """Facts recorded on every DataFrame's ``attrs``."""
+        wl = self.workload
+        return {
+            "lesson": self.id,
+            "hooks": [h.name for h in self.hooks],
+            "hook_notes": [h.note for h in self.hooks if h.note],
+            "params": dict(self.values),
+            "lost": self.lost(),
+            "seconds": round(elapsed, 3),
+            "workload_pid": wl.pid if wl else None,
+            "workload": dict(wl.facts, description=wl.description) if wl else None,
+        }
+
+    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+        """Turn raw event records into the lesson's documented DataFrame (subclasses)."""
+        raise NotImplementedError
+
+    def detach(self) -> None:
+        """Detach every hook and free the programs. Safe to call any number of times."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        self._stack.close()
+        self._reader = None
+        for h in self.hooks:
+            h.attached = False
+
+    close = detach
+
+    def _cleanup_bpf(self) -> None:
+        b, self.bpf = self.bpf, None
+        if b is not None:
+            self._safe(b.cleanup)
+
+    def run(self, seconds: Optional[float] = None, *, workload: bool = True,
+            max_events: Optional[int] = None, quiet: bool = False) -> pd.DataFrame:
+        """Every step at once: compile, load, attach, trigger, collect, detach."""
+        with self:
+            self.compile()
+            self.load()
+            self.attach()
+            if workload:
+                self.trigger()
+            return self.collect(seconds, max_events=max_events, quiet=quiet)
+
+    def __enter__(self) -> "Lesson":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.detach()
+
+    def __del__(self) -> None:
+        try:
+            self.detach()
+        except Exception:
+            pass
+
+
+def wall_clock(ts_ns: np.ndarray) -> np.ndarray:
+    """bpf_ktime_get_ns() (CLOCK_MONOTONIC) -> datetime64[ns] wall-clock times."""
+    offset = time.time_ns() - time.monotonic_ns()
+    return (ts_ns.astype(np.int64) + offset).astype("datetime64[ns]")
+
+
+_CLASS_CACHE: Dict[int, Any] = {}
+
+
+def _lab_bpf_class(bcc: Any) -> Any:
+    """bcc's BPF without its auto-attach at compile time: the lab attaches in attach()."""
+    cls = _CLASS_CACHE.get(id(bcc))
+    if cls is None:
+        class LabBPF(bcc.BPF):  # type: ignore[misc, name-defined]
+            def _trace_autoload(self) -> None:
+                pass
+
+        cls = _CLASS_CACHE[id(bcc)] = LabBPF
+    return cls
+
+
+def _prog_type(bcc: Any, kind: str) -> int:
+    B = bcc.BPF
+    return {
+        "tracepoint": B.TRACEPOINT,
+        "raw_tracepoint": B.RAW_TRACEPOINT,
+        "kprobe": B.KPROBE,
+        "kretprobe": B.KPROBE,
+        "uprobe": B.KPROBE,
+        "uretprobe": B.KPROBE,
+        "fentry": B.TRACING,
+        "fexit": B.TRACING,
+        "sched_cls": B.SCHED_CLS,
+        "xdp": B.XDP,
+    }[kind]
+
+
+def check_symbol_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+        raise LabParameterError(f"{name!r} is not a valid function name")
+    return name

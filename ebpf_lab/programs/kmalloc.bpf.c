@@ -1,0 +1,97 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lesson 02 — who is allocating memory?  (动手 2: kmem:kmalloc)
+ *
+ * Hooks: tracepoint kmem:kmalloc (on_kmalloc) and, for the tutorial's
+ * "page_alloc works the same way", tracepoint kmem:mm_page_alloc
+ * (on_page_alloc). Needs: BPF tracepoint programs, BPF ring buffers (5.8+).
+ * Tracepoint arguments come from the running kernel's tracefs format files,
+ * so they are right even when the compile headers are not the kernel's own.
+ *
+ * Parameters (-D flags):
+ *   MIN_BYTES  only allocations with bytes_alloc >= MIN_BYTES are reported
+ *   STREAM     1: send one event per allocation to user space;
+ *              0: only aggregate in the kernel (the histogram below)
+ *   ONLY_PID   0: every process; else only this process id (tgid)
+ */
+#ifndef MIN_BYTES
+#define MIN_BYTES 128
+#endif
+#ifndef STREAM
+#define STREAM 1
+#endif
+#ifndef ONLY_PID
+#define ONLY_PID 0
+#endif
+
+struct alloc_event {
+	u64 ts_ns;        /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+	u64 call_site;    /* kernel address that called kmalloc (0 for pages) */
+	u32 pid;          /* process (tgid) */
+	u32 tid;          /* thread */
+	u32 bytes_req;    /* what the caller asked for */
+	u32 bytes_alloc;  /* what the allocator handed out (>= bytes_req) */
+	u32 gfp_flags;
+	u16 cpu;
+	u8 kind;          /* 0 = kmalloc, 1 = page allocation */
+	u8 _pad;
+	char comm[16];
+};
+
+/* Events travel through a ring buffer, submitted without waking user space:
+ * the lab drains it in bulk a few times a second (see ebpf_lab/_ringbuf.py). */
+BPF_RINGBUF_OUTPUT(events, 1 << 12);      /* 4096 pages = 16 MiB */
+BPF_PERCPU_ARRAY(lost, u64, 1);           /* events the ring had no room for */
+BPF_HISTOGRAM(sizes, int, 64);            /* log2(bytes_alloc), aggregated in the kernel */
+BPF_PERCPU_ARRAY(seen, u64, 2);           /* [0] allocations seen, [1] reported */
+
+static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8 kind)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	int zero = 0, one = 1;
+
+	if (ONLY_PID && (id >> 32) != ONLY_PID)
+		return 0;
+	seen.increment(zero);
+	if (alloc < MIN_BYTES)
+		return 0;
+	seen.increment(one);
+	sizes.increment(bpf_log2l(alloc));
+	if (!STREAM)
+		return 0;
+
+	struct alloc_event *e = events.ringbuf_reserve(sizeof(struct alloc_event));
+	if (!e) {
+		lost.increment(zero);
+		return 0;
+	}
+	e->ts_ns = bpf_ktime_get_ns();
+	e->call_site = call_site;
+	e->pid = id >> 32;
+	e->tid = (u32)id;
+	e->bytes_req = req;
+	e->bytes_alloc = alloc;
+	e->gfp_flags = gfp;
+	e->cpu = bpf_get_smp_processor_id();
+	e->kind = kind;
+	e->_pad = 0;
+	bpf_get_current_comm(&e->comm, sizeof(e->comm));
+	events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	return 0;
+}
+
+/* bcc builds struct tracepoint__kmem__kmalloc from
+ * /sys/kernel/tracing/events/kmem/kmalloc/format. */
+int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
+{
+	return report(args->call_site, args->bytes_req, args->bytes_alloc,
+		      args->gfp_flags, 0);
+}
+
+int on_page_alloc(struct tracepoint__kmem__mm_page_alloc *args)
+{
+	u32 bytes = 4096u << args->order;
+	return report(0, bytes, bytes, args->gfp_flags, 1);
+}
+
+/* License: GPL, needed for bpf_get_current_comm() and friends. */
