@@ -4,16 +4,22 @@
 #
 #   scripts/setup.sh            OS packages, kernel filesystems, headers, venv
 #   scripts/setup.sh --test     ... plus what the test tiers need (QEMU, ...)
+#   scripts/setup.sh --print-packages [--test]   print the OS package list, install nothing
+#
+# EBPF_LAB_VENV=DIR puts the venv elsewhere than .venv (the Vagrant VM keeps
+# its venv on its own disk, not in the folder shared with the host).
 #
 # Supported: Debian 12+, Ubuntu 22.04+, run as root.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 want_test=0
+print_only=0
 for arg in "$@"; do
     case "$arg" in
         --test) want_test=1 ;;
-        -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+        --print-packages) print_only=1 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "setup: unknown option '$arg' (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -44,7 +50,11 @@ elif apt-cache show linux-headers-generic >/dev/null 2>&1; then
 fi
 if [ "$want_test" = 1 ]; then
     pkgs+=(qemu-system-x86 qemu-utils debootstrap e2fsprogs cpio zstd xz-utils)
+    # The VM tier (vagrant up on libvirt) and the browser tier (headless Chromium).
+    pkgs+=(vagrant vagrant-libvirt libvirt-daemon-system libvirt-clients
+           dnsmasq-base rsync openssh-client curl chromium fonts-dejavu-core)
 fi
+if [ "$print_only" = 1 ]; then echo "${pkgs[*]}"; exit 0; fi
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -66,7 +76,7 @@ mountpoint -q /sys/kernel/debug 2>/dev/null || mount -t debugfs debugfs /sys/ker
 mountpoint -q /sys/fs/bpf 2>/dev/null || mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
 
 # ------------------------------------------------------------ Python venv
-venv="$here/.venv"
+venv="${EBPF_LAB_VENV:-$here/.venv}"
 py=/usr/bin/python3
 [ -x "$py" ] || die "no /usr/bin/python3: install python3"
 if [ ! -x "$venv/bin/python" ]; then
