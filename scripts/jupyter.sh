@@ -6,15 +6,29 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 venv="${EBPF_LAB_VENV:-$here/.venv}"
 port=8888
-[ "${1:-}" = "--port" ] && port=$2
+# --ip: the one address to listen on. Loopback unless a VM provider's NAT
+# forwarding needs the guest's NAT-only address (VirtualBox: 10.0.2.15, see
+# the Vagrantfile). Never a wildcard: a root JupyterLab open to a network is a
+# root shell for anyone who reaches it.
+ip=127.0.0.1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --port) port=$2; shift 2 ;;
+        --ip) ip=$2; shift 2 ;;
+        *) echo "jupyter.sh: unknown option '$1' (usage: jupyter.sh [--port N] [--ip ADDR])" >&2; exit 2 ;;
+    esac
+done
+case "$ip" in
+    ""|0.0.0.0|::|"*"|"[::]") echo "jupyter.sh: refusing to listen on every address ('$ip'): give one address, e.g. 127.0.0.1" >&2; exit 2 ;;
+esac
 state=/var/lib/ebpf-lab
 mkdir -p "$state"; chmod 700 "$state"
 if [ ! -s "$state/token" ]; then
     (umask 077; "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(24))' > "$state/token")
 fi
 token=$(cat "$state/token")
-echo "ebpf-lab: JupyterLab at http://127.0.0.1:$port/lab?token=$token"
+echo "ebpf-lab: JupyterLab at http://$ip:$port/lab?token=$token"
 exec "$venv/bin/jupyter" lab --allow-root --no-browser \
-    --ServerApp.ip=127.0.0.1 --ServerApp.port="$port" --ServerApp.port_retries=0 \
+    --ServerApp.ip="$ip" --ServerApp.port="$port" --ServerApp.port_retries=0 \
     --IdentityProvider.token="$token" \
     --ServerApp.root_dir="$here/notebooks"
