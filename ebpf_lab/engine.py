@@ -193,13 +193,68 @@ def _np_dtype_of(cls: Any) -> np.dtype:
     return np.dtype({"names": names, "formats": formats, "offsets": offsets, "itemsize": ctypes.sizeof(cls)})
 
 
+def factorize(values: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """(codes, uniques) by hashing, O(n): far cheaper than sorting for repetitive event fields."""
+    codes, uniques = pd.factorize(values)
+    return np.asarray(codes, dtype=np.int32), np.asarray(uniques)
+
+
 def bytes_to_category(col: np.ndarray) -> pd.Categorical:
-    """Fixed-size C strings -> a pandas categorical (decoded once per distinct value)."""
-    uniq, codes = np.unique(col, return_inverse=True)
-    cats = [u.split(b"\0", 1)[0].decode("utf-8", "replace") for u in uniq]
-    # distinct raw values can decode equal (trailing garbage after NUL): merge them
-    ucats, remap = np.unique(np.array(cats, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(remap[codes].astype(np.int32), categories=list(ucats))
+    """Fixed-size C strings (numpy 'S16') -> a pandas categorical, decoding each distinct value once."""
+    if len(col) == 0:
+        return pd.Categorical([])
+    width = col.dtype.itemsize
+    pad = (-width) % 8
+    raw = np.ascontiguousarray(col).view(np.uint8).reshape(len(col), width)
+    if pad:
+        raw = np.concatenate([raw, np.zeros((len(col), pad), np.uint8)], axis=1)
+    words = raw.view(np.uint64)  # each string as a few exact 64-bit words
+    key = np.zeros(len(col), np.int64)
+    for i in range(words.shape[1]):  # exact combination: codes of codes
+        c, u = factorize(words[:, i])
+        key = key * len(u) + c
+        key, _ = factorize(key)
+    codes_all, uniq_keys = factorize(key)
+    firsts = np.zeros(len(uniq_keys), np.int64)
+    firsts[codes_all[::-1]] = np.arange(len(col) - 1, -1, -1)
+    names = [col[i].split(b"\0", 1)[0].decode("utf-8", "replace") for i in firsts]
+    cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
+    return pd.Categorical.from_codes(remap.astype(np.int32)[codes_all], categories=pd.Index(cats, dtype=object))
+
+
+class ChunkedRecords:
+    """Drained record chunks, read column by column.
+
+    ``records["field"]`` concatenates just that field, so turning events into a
+    DataFrame never holds a second full copy of the raw records.
+    """
+
+    def __init__(self, chunks: List[np.ndarray], dtype: Optional[np.dtype], limit: Optional[int] = None) -> None:
+        self.dtype = dtype
+        self._chunks: List[np.ndarray] = []
+        left = limit if limit is not None else None
+        for c in chunks:
+            if left is not None:
+                c = c[:left]
+                left -= len(c)
+            if len(c):
+                self._chunks.append(c)
+        self._n = sum(len(c) for c in self._chunks)
+
+    def __len__(self) -> int:
+        return self._n
+
+    def __getitem__(self, field: str) -> np.ndarray:
+        if not self._chunks:
+            return np.empty(0, self.dtype[field] if self.dtype is not None else np.uint8)
+        if len(self._chunks) == 1:
+            return self._chunks[0][field]
+        return np.concatenate([c[field] for c in self._chunks])
+
+    def to_array(self) -> np.ndarray:
+        if not self._chunks:
+            return np.empty(0, self.dtype if self.dtype is not None else np.uint8)
+        return np.concatenate(self._chunks)
 
 
 class Lesson:
@@ -488,11 +543,10 @@ class Lesson:
                     prog.update(now - t0, f"{n:,} events")
                     time.sleep(self.poll_interval)
                 n += self.drain()
-            arr = np.concatenate(self._pending) if self._pending else np.empty(0, self._reader.dtype if self._reader else np.uint8)
+            arr = ChunkedRecords(self._pending, self._reader.dtype if self._reader else None, max_events)
             self._pending = []
-            if max_events is not None:
-                arr = arr[:max_events]
-            df = self.to_frame(arr)
+            df = self.to_frame(arr)  # type: ignore[arg-type]
+            del arr
         except BaseException:
             self.detach()
             raise

@@ -17,7 +17,7 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, wall_clock
+from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
 __all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints"]
@@ -125,36 +125,38 @@ class KmallocLesson(Lesson):
     def expected_workload_seconds(self) -> float:
         return max(0.5, self.values["iterations"] / 100_000)
 
-    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+    def to_frame(self, arr: Any) -> pd.DataFrame:
         n = len(arr)
-        cs = arr["call_site"] if n else np.empty(0, np.uint64)
-        df = pd.DataFrame(
-            {
-                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
-                "ts_ns": arr["ts_ns"].astype(np.int64),
-                "cpu": arr["cpu"].astype(np.int16),
-                "pid": arr["pid"].astype(np.int32),
-                "tid": arr["tid"].astype(np.int32),
-                "comm": bytes_to_category(arr["comm"]) if n else pd.Categorical([]),
-                "bytes_req": arr["bytes_req"].astype(np.int64),
-                "bytes_alloc": arr["bytes_alloc"].astype(np.int64),
-                "gfp_flags": arr["gfp_flags"].astype(np.uint32),
-                "call_site": cs.astype(np.uint64),
-                "call_site_sym": symbolize(cs),
-                "event": pd.Categorical(np.where(arr["kind"] == 0, "kmalloc", "mm_page_alloc") if n else [],
-                                        categories=["kmalloc", "mm_page_alloc"]),
-            }
-        )
-        df.insert(8, "slack", df["bytes_alloc"] - df["bytes_req"])
-        return df
+        cs = arr["call_site"]
+        req = arr["bytes_req"].astype(np.int64)
+        alloc = arr["bytes_alloc"].astype(np.int64)
+        cols = {
+            "time": wall_clock(arr["ts_ns"]),
+            "ts_ns": arr["ts_ns"].astype(np.int64),
+            "cpu": arr["cpu"].astype(np.int16),
+            "pid": arr["pid"].astype(np.int32),
+            "tid": arr["tid"].astype(np.int32),
+            "comm": bytes_to_category(arr["comm"]),
+            "bytes_req": req,
+            "bytes_alloc": alloc,
+            "slack": alloc - req,
+            "gfp_flags": arr["gfp_flags"].astype(np.uint32),
+            "call_site": cs.astype(np.uint64),
+            "call_site_sym": symbolize(cs),
+            "event": pd.Categorical.from_codes(arr["kind"].astype(np.int8),
+                                               categories=pd.Index(["kmalloc", "mm_page_alloc"], dtype=object)),
+        }
+        # copy=False keeps one block per column: no consolidation copy of the whole frame.
+        return pd.DataFrame(cols, copy=False) if n else pd.DataFrame(cols)
 
     # --------------------------------------------------- in-kernel aggregation
     def histogram(self) -> pd.DataFrame:
         """The in-kernel log2 histogram of bytes_alloc: one row per power-of-two bucket."""
         if self.bpf is None:
             raise LabError("reading the histogram: the lesson is not compiled/attached (or already detached)")
-        rows = [(int(k.value), int(v.value)) for k, v in self.bpf["sizes"].items() if v.value]
-        rows.sort()
+        tab = self.bpf["sizes"]
+        rows = [(k, int(tab.sum(k).value)) for k in range(64)]
+        rows = [(k, c) for k, c in rows if c]
         df = pd.DataFrame(
             [{"bucket": k, "low": 1 << k, "high": (1 << (k + 1)) - 1, "count": c} for k, c in rows],
             columns=["bucket", "low", "high", "count"],
@@ -180,7 +182,7 @@ def symbolize(addrs: np.ndarray) -> pd.Categorical:
     if len(addrs) == 0:
         return pd.Categorical([])
     bcc = import_bcc()
-    uniq, codes = np.unique(addrs, return_inverse=True)
+    codes, uniq = factorize(addrs)
     names = []
     for a in uniq.tolist():
         if a == 0:
@@ -191,4 +193,4 @@ def symbolize(addrs: np.ndarray) -> pd.Categorical:
         except Exception:
             names.append(hex(a))
     cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(remap[codes].astype(np.int32), categories=list(cats))
+    return pd.Categorical.from_codes(remap.astype(np.int32)[codes], categories=pd.Index(cats, dtype=object))

@@ -40,9 +40,9 @@ struct alloc_event {
 
 /* Events travel through a ring buffer, submitted without waking user space:
  * the lab drains it in bulk a few times a second (see ebpf_lab/_ringbuf.py). */
-BPF_RINGBUF_OUTPUT(events, 1 << 12);      /* 4096 pages = 16 MiB */
+BPF_RINGBUF_OUTPUT(events, 1 << 10);      /* 1024 pages = 4 MiB: ~20 ms of a storm */
 BPF_PERCPU_ARRAY(lost, u64, 1);           /* events the ring had no room for */
-BPF_HISTOGRAM(sizes, int, 64);            /* log2(bytes_alloc), aggregated in the kernel */
+BPF_PERCPU_ARRAY(sizes, u64, 64);         /* log2(bytes_alloc) histogram, aggregated in the kernel */
 BPF_PERCPU_ARRAY(seen, u64, 2);           /* [0] allocations seen, [1] reported */
 
 static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8 kind)

@@ -1,0 +1,60 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * `ebpf-lab bench ingest` — the plain-bcc ways of getting kmalloc events to
+ * user space, to compare with the lab's collector (lesson 02's kmalloc.bpf.c).
+ * Hook: tracepoint kmem:kmalloc. Needs: ring buffers (5.8+) for OUTPUT=2.
+ *
+ *   OUTPUT=0  bpf_trace_printk into trace_pipe (the tutorial's way)
+ *   OUTPUT=1  BPF_PERF_OUTPUT, one wake-up per event (bcc's examples)
+ *   OUTPUT=2  BPF_RINGBUF_OUTPUT, ringbuf_output(..., 0): one wake-up per event
+ *   ONLY_PID  the storm's pid; `count` counts its events in the kernel (the truth)
+ */
+#ifndef OUTPUT
+#define OUTPUT 2
+#endif
+
+struct alloc_event {
+	u64 ts_ns;
+	u64 call_site;
+	u32 pid;
+	u32 tid;
+	u32 bytes_req;
+	u32 bytes_alloc;
+	char comm[16];
+};
+
+BPF_ARRAY(count, u64, 1);
+#if OUTPUT == 1
+BPF_PERF_OUTPUT(events);
+#elif OUTPUT == 2
+BPF_RINGBUF_OUTPUT(events, 1 << 12);
+#endif
+
+int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
+{
+	u64 id = bpf_get_current_pid_tgid();
+	int zero = 0;
+
+	if ((id >> 32) != ONLY_PID)
+		return 0;
+	count.increment(zero);
+#if OUTPUT == 0
+	bpf_trace_printk("bytes_alloc: %d \n", args->bytes_alloc);
+#else
+	struct alloc_event e = {};
+	e.ts_ns = bpf_ktime_get_ns();
+	e.call_site = args->call_site;
+	e.pid = id >> 32;
+	e.tid = (u32)id;
+	e.bytes_req = args->bytes_req;
+	e.bytes_alloc = args->bytes_alloc;
+	bpf_get_current_comm(&e.comm, sizeof(e.comm));
+#if OUTPUT == 1
+	events.perf_submit(args, &e, sizeof(e));
+#else
+	events.ringbuf_output(&e, sizeof(e), 0);
+#endif
+#endif
+	return 0;
+}
+/* License: GPL (bcc's default). */
