@@ -12,6 +12,7 @@ from .errors import LabParameterError
 # id -> "module:Class" (imported on demand so one broken lesson cannot break the rest)
 LESSONS: Dict[str, str] = {
     "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
+    "hello-kill": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
 }
 
 

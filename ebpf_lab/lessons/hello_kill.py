@@ -1,0 +1,453 @@
+"""Lesson 01 — hello kill: who sends kill? A kprobe on the kill syscall, or its tracepoints.
+
+Notebook: ``notebooks/01_hello_kill.ipynb``. Programs:
+
+- ``hello_kill_tutorial.bpf.c``: the tutorial's ``hello_world`` with ``bpf_trace_printk``
+  (run it with :func:`run_tutorial`),
+- ``hello_kill_kprobe.bpf.c``: kprobe + kretprobe on the kill syscall's kernel function,
+- ``hello_kill.bpf.c``: the same on the tracepoints ``syscalls:sys_enter_kill`` /
+  ``sys_exit_kill``, for kernels without kprobes.
+
+Both real variants fill the same event, so :class:`HelloKillLesson` gives the same
+DataFrame whichever hook the kernel allowed; ``df.attrs['hooks']`` names it.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import shutil
+import signal
+import subprocess
+import time
+from typing import Any, ClassVar, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from .. import _kernel
+from .._bcc import import_bcc
+from .._workloads import binary
+from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, program_path, wall_clock
+from ..errors import FeatureUnavailable, LabError
+
+__all__ = [
+    "HelloKillLesson",
+    "syscall_fnname",
+    "search_traceable",
+    "run_tutorial",
+    "signal_name",
+    "errno_name",
+    "plot_who_kills_whom",
+]
+
+#: pid the workload signals to get ESRCH: above the kernel's PID_MAX_LIMIT (4194304)
+NO_SUCH_PID = 99999999
+
+
+def syscall_fnname(name: str) -> str:
+    """The kernel function behind system call ``name`` on this kernel, e.g. ``__x64_sys_kill``.
+
+    bcc's ``BPF.get_syscall_fnname`` finds the prefix by looking up the ``bpf``
+    syscall's symbol with each known prefix (``sys_``, ``__x64_sys_``,
+    ``__arm64_sys_``, ...), so lessons never hard-code ``__x64_sys_kill``.
+    """
+    bcc = import_bcc()
+    B = bcc.BPF
+    # bcc's get_syscall_prefix() is an instance method that only uses class
+    # attributes and the static ksymname(), so no BPF object is needed.
+    return (B.get_syscall_prefix(B) + name.encode()).decode()
+
+
+def is_syscall_wrapper(fnname: str) -> bool:
+    """True when the syscall function takes a ``struct pt_regs *`` (x86-64 4.17+, arm64 4.19+)."""
+    return not fnname.startswith("sys_")
+
+
+def signal_name(sig: int) -> str:
+    """``15`` -> ``SIGTERM``; ``0`` -> ``0 (check)``: kill(pid, 0) only checks the pid exists."""
+    if sig == 0:
+        return "0 (check)"
+    try:
+        return signal.Signals(sig).name
+    except ValueError:
+        rtmin, rtmax = int(signal.SIGRTMIN), int(signal.SIGRTMAX)
+        if rtmin < sig < rtmax:
+            return f"SIGRTMIN+{sig - rtmin}"
+        return f"invalid ({sig})"
+
+
+def errno_name(ret: int) -> str:
+    """``-3`` -> ``ESRCH``; ``0`` or positive -> ``''``."""
+    if ret >= 0:
+        return ""
+    return errno.errorcode.get(-ret, f"errno {-ret}")
+
+
+# ----------------------------------------------------------- finding hooks
+def search_traceable(pattern: str = "kill", *, use_bpftrace: bool = True) -> pd.DataFrame:
+    """Where could a program hook ``pattern``? Searches what the tutorial searches.
+
+    - ``/proc/kallsyms``: kernel functions (kprobe candidates; "不一定都可以追踪",
+      not all of them can be traced),
+    - ``available_filter_functions`` (tracefs): the functions kprobes/fentry can
+      really attach to, where this kernel lets us read it,
+    - ``available_events`` (tracefs): tracepoints,
+    - ``bpftrace -l '*PATTERN*'`` when bpftrace is installed.
+
+    Returns one row per (source, name): source, kind, name, probe (how bpftrace /
+    bcc would name the hook). ``attrs['notes']`` says which sources could not be read
+    and why; ``attrs['kprobes_available']`` whether this kernel has kprobes at all.
+    """
+    rx = re.compile(pattern)
+    rows: List[Dict[str, Any]] = []
+    notes: Dict[str, str] = {}
+    _kernel.ensure_kernel_fs()
+    kprobes = _kernel.kprobes_available()
+
+    # /proc/kallsyms: "address type name [module]"; T/t are functions (text).
+    dropped = 0
+    try:
+        with open("/proc/kallsyms") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) < 3 or parts[1] not in ("T", "t") or not rx.search(parts[2]):
+                    continue
+                name = parts[2]
+                if name.startswith("__pfx_") or "." in name:
+                    dropped += 1  # padding symbols and compiler-split parts (.cold, .isra, ...)
+                    continue
+                rows.append({"source": "/proc/kallsyms", "kind": "kernel function", "name": name,
+                             "probe": f"kprobe:{name}", "module": parts[3].strip("[]") if len(parts) > 3 else ""})
+        if dropped:
+            notes["/proc/kallsyms"] = (f"{dropped} symbols left out: __pfx_* padding and compiler-made parts "
+                                       "(name.cold, name.isra.0, ...), which are not functions one traces")
+    except OSError as e:
+        notes["/proc/kallsyms"] = f"not readable: {e.strerror}"
+
+    t = _kernel.tracefs()
+    if t is None:
+        notes["tracefs"] = "tracefs is not mounted (and could not be mounted): no available_events"
+    else:
+        path = os.path.join(t, "available_filter_functions")
+        try:
+            with open(path) as f:
+                for line in f:
+                    name = line.split()[0] if line.strip() else ""
+                    if name and rx.search(name):
+                        rows.append({"source": "available_filter_functions", "kind": "traceable kernel function",
+                                     "name": name, "probe": f"kprobe:{name}",
+                                     "module": line.split()[1].strip("[]") if len(line.split()) > 1 else ""})
+        except OSError as e:
+            notes["available_filter_functions"] = (
+                f"{path} is not readable here ({e.strerror}): this kernel does not say which functions "
+                "kprobes could attach to")
+        with open(os.path.join(t, "available_events")) as f:
+            for line in f:
+                tp = line.strip()
+                if tp and rx.search(tp):
+                    rows.append({"source": "available_events", "kind": "tracepoint", "name": tp,
+                                 "probe": f"tracepoint:{tp}", "module": ""})
+
+    exe = shutil.which("bpftrace") if use_bpftrace else None
+    if use_bpftrace and exe is None:
+        notes["bpftrace"] = "bpftrace is not installed (sudo apt-get install bpftrace)"
+    elif exe is not None:
+        glob = f"*{pattern}*" if re.fullmatch(r"[\w]+", pattern) else "*"
+        try:
+            r = subprocess.run([exe, "-l", glob], capture_output=True, text=True, timeout=60)
+            for line in r.stdout.splitlines():
+                kind, _, name = line.strip().partition(":")
+                if not name or not rx.search(name):
+                    continue
+                rows.append({"source": "bpftrace -l", "kind": kind, "name": name, "probe": line.strip(), "module": ""})
+            warn = " ".join(ln.strip() for ln in r.stderr.splitlines() if ln.strip())
+            if warn:
+                notes["bpftrace"] = f"bpftrace -l '{glob}' said: {warn}"
+        except subprocess.TimeoutExpired:
+            notes["bpftrace"] = f"bpftrace -l '{glob}' took more than 60 s; skipped"
+    if not kprobes:
+        notes["kprobes"] = ("this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES is not set), "
+                            "so none of the kernel functions above can be hooked; tracepoints can")
+    df = pd.DataFrame(rows, columns=["source", "kind", "name", "probe", "module"])
+    df.attrs["notes"] = notes
+    df.attrs["kprobes_available"] = kprobes
+    df.attrs["pattern"] = pattern
+    return df
+
+
+# --------------------------------------------------- the tutorial, as written
+def run_tutorial(seconds: float = 2.0, *, max_lines: int = 20, workload: bool = True,
+                 echo: bool = True) -> pd.DataFrame:
+    """Run the tutorial's hello-world program and print its ``trace_fields`` output.
+
+    The tutorial attaches ``hello_world`` with a kprobe on ``__x64_sys_kill``. Here the
+    name comes from :func:`syscall_fnname`; on a kernel without kprobes the same
+    function is attached to the tracepoint ``syscalls:sys_enter_kill`` instead
+    (``attrs['hook']`` says which, ``attrs['note']`` why). The lesson's kill
+    workload triggers it. Reads for at most ``seconds`` (no ``while 1:``), detaches.
+    """
+    from ..tutorial import run_trace_printk
+
+    fn = syscall_fnname("kill")
+    if _kernel.kprobes_available():
+        hook, note = f"kprobe:{fn}", ""
+
+        def attach(b: Any) -> None:
+            b.attach_kprobe(event=fn, fn_name="hello_world")
+    else:
+        hook = "tracepoint:syscalls:sys_enter_kill"
+        note = (f"this kernel has no kprobes (CONFIG_KPROBES is not set), so the tutorial's "
+                f"attach_kprobe(event=\"{fn}\") cannot work; hello_world runs on the tracepoint "
+                "syscalls:sys_enter_kill instead, which fires at the same moment: entry to kill()")
+
+        def attach(b: Any) -> None:
+            b.attach_tracepoint(tp="syscalls:sys_enter_kill", fn_name="hello_world")
+
+    if echo and note:
+        print(f"note: {note}\n")
+    start = (lambda: _start_kill_workload(5)[0]) if workload else None
+    df = run_trace_printk("hello_kill_tutorial.bpf.c", attach, seconds=seconds, max_lines=max_lines,
+                          workload=start, echo=echo)
+    df.attrs["hook"] = hook
+    df.attrs["note"] = note
+    return df
+
+
+# ------------------------------------------------------------- the workload
+def _start_kill_workload(pause_ms: int) -> tuple:
+    exe = binary("kill_victims")
+    proc = subprocess.Popen([exe, str(pause_ms)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, exe
+
+
+def parse_kill_report(text: str) -> pd.DataFrame:
+    """The workload's own record of what it sent: target_pid, signal, result (0 or -errno)."""
+    rows = []
+    for line in text.splitlines():
+        p = line.split()
+        if len(p) == 4 and p[0] == "kill":
+            rows.append({"target_pid": int(p[1]), "signal": int(p[2]), "result": int(p[3])})
+    return pd.DataFrame(rows, columns=["target_pid", "signal", "result"])
+
+
+# --------------------------------------------------------------- the lesson
+class HelloKillLesson(Lesson):
+    """Who sends kill? One row per kill() system call: sender, target, signal, result.
+
+    >>> df = HelloKillLesson().run()
+    >>> df.attrs["hooks"]        # which hook this kernel allowed
+    """
+
+    id = "hello-kill"
+    title = "01 · Hello kill: who sends kill? (kprobe, or syscall tracepoints)"
+    notebook = "01_hello_kill.ipynb"
+    program = "hello_kill.bpf.c"
+    params: ClassVar[Dict[str, Param]] = {
+        "hook": Param("auto", "auto: kprobe + kretprobe where the kernel has kprobes, else the syscall tracepoints; "
+                      "or force kprobe / tracepoint", choices=("auto", "kprobe", "tracepoint")),
+        "only_pid": Param(0, "0 for every sender, else only kills sent by this process id", min=0, max=1 << 22,
+                          cflag="ONLY_PID"),
+        "pause_ms": Param(20, "the workload's pause between two kills, in milliseconds", min=0, max=5000),
+    }
+    columns = {
+        "time": "wall-clock time kill() was entered (datetime64[ns])",
+        "ts_ns": "bpf_ktime_get_ns() at entry: CLOCK_MONOTONIC nanoseconds (int64)",
+        "sender_pid": "process id (tgid) that called kill() (int32)",
+        "sender_tid": "thread that called it (int32)",
+        "sender_comm": "name of the sending process (category)",
+        "target_pid": "kill()'s pid argument: >0 a process, 0 the sender's group, -1 all, <-1 group -pid (int32)",
+        "signal": "kill()'s signal number; 0 only checks that the target exists (int32)",
+        "signal_name": "the signal's name, e.g. SIGTERM (category)",
+        "ret": "kill()'s result from the return hook: 0, or -errno (int64)",
+        "error": "errno name of a failed kill, e.g. ESRCH; '' when it succeeded (category)",
+        "latency_us": "time spent in kill(), entry to return, in microseconds (float64)",
+        "hook": "the entry + return hooks that saw the call (category)",
+    }
+    default_seconds = 5.0
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._variant: Optional[str] = None
+        self._note = ""
+        self._report: Optional[pd.DataFrame] = None
+
+    # ------------------------------------------------------- hook choice
+    def variant(self) -> str:
+        """'kprobe' or 'tracepoint': which program this kernel gets (decided once)."""
+        if self._variant is not None:
+            return self._variant
+        want = self.values["hook"]
+        fn = syscall_fnname("kill")
+        has_kprobes = _kernel.kprobes_available()
+        if want == "kprobe" and not has_kprobes:
+            raise FeatureUnavailable("kprobes", f"preparing lesson {self.id} with hook=kprobe: this kernel has no "
+                                     f"kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events), so "
+                                     f"{fn} cannot be probed; use hook=tracepoint or hook=auto")
+        if want == "kprobe" or (want == "auto" and has_kprobes):
+            self._variant, self._note = "kprobe", ""
+            return "kprobe"
+        for ev in ("sys_enter_kill", "sys_exit_kill"):
+            if not _kernel.tracepoint_exists("syscalls", ev):
+                raise FeatureUnavailable(f"tracepoint syscalls:{ev}", f"preparing lesson {self.id}: this kernel has "
+                                         f"neither kprobes nor the tracepoint syscalls:{ev} (CONFIG_FTRACE_SYSCALLS)")
+        self._variant = "tracepoint"
+        if want == "auto":
+            self._note = (f"kprobes are missing on this kernel (CONFIG_KPROBES is not set: no kprobe_events in "
+                          f"tracefs), so instead of a kprobe + kretprobe on {fn} the lesson uses the tracepoints "
+                          "syscalls:sys_enter_kill + syscalls:sys_exit_kill: same arguments, same result")
+        else:
+            self._note = "hook=tracepoint was asked for"
+        return "tracepoint"
+
+    def program_file(self) -> str:
+        if self.program_text is not None:
+            return super().program_file()
+        return program_path("hello_kill_kprobe.bpf.c" if self.variant() == "kprobe" else "hello_kill.bpf.c")
+
+    def extra_cflags(self) -> List[str]:
+        flags = []
+        if self.variant() == "kprobe":
+            flags.append(f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(syscall_fnname('kill')))}")
+        return flags
+
+    def select_hooks(self) -> List[Hook]:
+        if self.variant() == "kprobe":
+            fn = syscall_fnname("kill")
+            return [Hook("kprobe", fn, "on_kill_entry"), Hook("kretprobe", fn, "on_kill_return")]
+        return [Hook("tracepoint", "syscalls:sys_enter_kill", "on_kill_entry", note=self._note),
+                Hook("tracepoint", "syscalls:sys_exit_kill", "on_kill_return")]
+
+    # ---------------------------------------------------------- workload
+    def start_workload(self, pause_ms: Optional[int] = None) -> Workload:
+        ms = int(self.values["pause_ms"] if pause_ms is None else pause_ms)
+        self._report = None
+        proc, exe = _start_kill_workload(ms)
+        return Workload(f"ebl-killer: starts 2 ebl-victim processes and sends 9 kills (one to pid {NO_SUCH_PID}, "
+                        f"which does not exist), {ms} ms apart", proc, time.monotonic(),
+                        {"comm": "ebl-killer", "executable": exe, "no_such_pid": NO_SUCH_PID})
+
+    def expected_workload_seconds(self) -> float:
+        return 0.1 + 9 * self.values["pause_ms"] / 1000
+
+    def workload_report(self) -> pd.DataFrame:
+        """What the workload says it sent and what each kill() returned (after it ended).
+
+        Columns: target_pid, signal, result (0 or -errno). ``attrs['victims']``: the
+        two victim pids.
+        """
+        wl = self.workload
+        if wl is None:
+            raise LabError(f"reading the workload's report of lesson {self.id}: no workload ran (call trigger())")
+        if self._report is None:
+            try:
+                out, err = wl.proc.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                wl.stop()
+                raise LabError(f"reading the workload's report of lesson {self.id}: the workload did not finish in 30 s")
+            if wl.proc.returncode != 0:
+                raise LabError(f"the workload of lesson {self.id} failed (exit {wl.proc.returncode}): {err.strip()}")
+            rep = parse_kill_report(out)
+            m = re.search(r"^victims (\d+) (\d+)$", out, re.M)
+            rep.attrs["victims"] = [int(m.group(1)), int(m.group(2))] if m else []
+            self._report = rep
+        return self._report
+
+    def compare_with_workload(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Each kill the workload sent, beside what BPF saw for it (matched in order).
+
+        Columns: target_pid, signal, signal_name, result (the workload's), ret (BPF's),
+        seen (a matching row exists), agree (seen and ret == result).
+        """
+        rep = self.workload_report().copy()
+        wl = self.workload
+        mine = df[df["sender_pid"] == wl.pid] if wl is not None else df.iloc[0:0]
+        seen = list(zip(mine["target_pid"], mine["signal"], mine["ret"]))
+        rets, found = [], []
+        i = 0
+        for tp, sig in zip(rep["target_pid"], rep["signal"]):
+            while i < len(seen) and (seen[i][0], seen[i][1]) != (tp, sig):
+                i += 1
+            if i < len(seen):
+                rets.append(int(seen[i][2]))
+                found.append(True)
+                i += 1
+            else:
+                rets.append(None)
+                found.append(False)
+        rep["signal_name"] = [signal_name(s) for s in rep["signal"]]
+        rep["ret"] = pd.array(rets, dtype="Int64")
+        rep["seen"] = found
+        rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)
+        return rep[["target_pid", "signal", "signal_name", "result", "ret", "seen", "agree"]]
+
+    def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
+        d = super().describe(elapsed)
+        d["syscall_function"] = syscall_fnname("kill")
+        return d
+
+    # ------------------------------------------------------------- frame
+    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+        n = len(arr)
+        ret = arr["ret"].astype(np.int64)
+        sig = arr["sig"].astype(np.int32)
+        hook = " + ".join(h.name for h in self.hooks)
+        df = pd.DataFrame(
+            {
+                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "sender_pid": arr["sender_pid"].astype(np.int32),
+                "sender_tid": arr["sender_tid"].astype(np.int32),
+                "sender_comm": bytes_to_category(arr["sender_comm"]) if n else pd.Categorical([]),
+                "target_pid": arr["target_pid"].astype(np.int32),
+                "signal": sig,
+                "signal_name": pd.Categorical([signal_name(int(s)) for s in sig]),
+                "ret": ret,
+                "error": pd.Categorical([errno_name(int(r)) for r in ret]),
+                "latency_us": arr["latency_ns"].astype(np.float64) / 1000.0,
+                "hook": pd.Categorical([hook] * n),
+            }
+        )
+        return df.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------- plots
+def plot_who_kills_whom(df: pd.DataFrame, ax: Any = None) -> Any:
+    """A timeline: one marker per kill(), at (time, target), coloured by signal; failures crossed.
+
+    The y axis lists targets as ``pid``; each marker is labelled with the sender's name.
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 3.5))
+    if len(df) == 0:
+        ax.set_title("Who sends kill? — no kill() calls were seen")
+        ax.set_axis_off()
+        return ax
+    t0 = df["ts_ns"].min()
+    x = (df["ts_ns"] - t0) / 1e6
+    targets = sorted(df["target_pid"].unique())
+    ypos = {p: i for i, p in enumerate(targets)}
+    y = df["target_pid"].map(ypos)
+    names = list(dict.fromkeys(df["signal_name"].astype(str)))
+    cmap = plt.get_cmap("tab10")
+    for i, name in enumerate(names):
+        sel = (df["signal_name"].astype(str) == name).to_numpy()
+        ok = sel & (df["ret"] == 0).to_numpy()
+        bad = sel & (df["ret"] != 0).to_numpy()
+        ax.scatter(x[ok], y[ok], color=cmap(i % 10), s=70, label=name, zorder=3)
+        if bad.any():
+            ax.scatter(x[bad], y[bad], color=cmap(i % 10), marker="X", s=110, zorder=3,
+                       label=f"{name} (failed: {', '.join(sorted(set(df['error'][bad].astype(str))))})")
+    for xi, yi, comm in zip(x, y, df["sender_comm"].astype(str)):
+        ax.annotate(comm, (xi, yi), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=7)
+    ax.set_yticks(range(len(targets)))
+    ax.set_yticklabels([f"pid {p}" for p in targets])
+    ax.set_ylim(-0.7, len(targets) - 0.3)
+    ax.set_xlabel("time since the first kill() (ms)")
+    ax.set_ylabel("target of kill()")
+    ax.set_title("Who sends kill? One marker per kill() call (label: sender; X: the call failed)")
+    ax.legend(title="signal", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.grid(axis="x", alpha=0.3)
+    return ax
