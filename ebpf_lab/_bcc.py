@@ -37,12 +37,12 @@ def _candidate_dirs() -> List[str]:
         "/usr/local/lib/python3*/site-packages",
         "/usr/share/bcc/python",
     ]
+    only = os.environ.get("EBPF_LAB_BCC_PATH")
+    if only:  # an explicit folder (unusual installs, and tests) replaces the search
+        return [only]
     out: List[str] = []
     for pat in pats:
         out.extend(sorted(glob.glob(pat), reverse=True))
-    extra = os.environ.get("EBPF_LAB_BCC_PATH")
-    if extra:
-        out.insert(0, extra)
     return out
 
 

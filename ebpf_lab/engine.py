@@ -80,11 +80,12 @@ class Param:
             try:
                 if isinstance(value, bool):
                     raise ValueError
-                v = kind(value)
-                if kind is int and isinstance(value, float) and not value.is_integer():
-                    raise ValueError
                 if isinstance(value, str) and kind is int:
                     v = int(value, 0)
+                else:
+                    v = kind(value)
+                if kind is int and isinstance(value, float) and not value.is_integer():
+                    raise ValueError
             except (TypeError, ValueError):
                 raise LabParameterError(f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
             if self.min is not None and v < self.min or self.max is not None and v > self.max:
@@ -369,7 +370,8 @@ class Lesson:
         self.compile_log = log()
         if err is not None:
             msg = self._explain_compile(self.compile_log)
-            raise CompileError(f"compiling lesson {self.id} ({self.program or 'your program'}) failed: {err}", msg)
+            label = "your program" if self.program_text is not None else self.program
+            raise CompileError(f"compiling lesson {self.id} ({label}) failed: clang reported errors", msg)
         self._stack.callback(self._cleanup_bpf)
         self.hooks = hooks
         self.state = State.COMPILED
@@ -385,10 +387,30 @@ class Lesson:
         return int(size) // 8
 
     def _explain_compile(self, log: str) -> str:
+        """clang's diagnostics, with file names and line numbers of the program as written.
+
+        bcc puts generated declarations (tracepoint structs) in front of the
+        program, so clang's line numbers run ahead; each diagnostic is mapped
+        back by finding the source line clang quotes.
+        """
         where = self.program_file() if self.program_text is None else "your program"
-        log = log.replace("/virtual/main.c", where)
-        keep = [ln for ln in log.splitlines() if "error" in ln or ln.startswith(" ") or "^" in ln]
-        return "\n".join(keep) or log
+        text = self.program_text if self.program_text is not None else open(self.program_file()).read()
+        src = text.splitlines()
+        lines = log.splitlines()
+        out = []
+        for i, ln in enumerate(lines):
+            m = re.match(r"^/virtual/main\.c:(\d+):(\d+): (.*)$", ln)
+            if m:
+                quoted = lines[i + 1] if i + 1 < len(lines) else ""
+                hits = [n + 1 for n, s_ in enumerate(src) if s_ == quoted]
+                lineno = min(hits, key=lambda h: abs(h - int(m[1]))) if hits else int(m[1])
+                ln = f"{where}:{lineno}:{m[2]}: {m[3]}"
+            ln = ln.replace("/virtual/main.c", where)
+            if "/virtual/" in ln and "note:" in ln:
+                continue
+            out.append(ln)
+        keep = [ln for ln in out if "error" in ln or ln.startswith(" ") or "^" in ln or ln.startswith(where)]
+        return "\n".join(keep) or "\n".join(out)
 
     def load(self) -> pd.DataFrame:
         """Load every handler into the kernel: the verifier checks it here."""

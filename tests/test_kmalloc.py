@@ -1,0 +1,145 @@
+"""Lesson 02 on the running kernel: load, trigger the workload, assert on the DataFrame."""
+import os
+import signal
+import threading
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import bpf_fds
+from ebpf_lab import CompileError, LessonStateError, VerifierError
+from ebpf_lab.lessons.kmalloc import KmallocLesson, list_tracepoints, tracepoint_format
+from ebpf_lab.tutorial import run_trace_printk
+
+pytestmark = [pytest.mark.root, pytest.mark.tracepoints]
+
+ITER = 3000
+
+
+@pytest.fixture(scope="module")
+def df():
+    return KmallocLesson(min_bytes=128, iterations=ITER).run()
+
+
+def test_columns_are_documented_and_typed(df):
+    assert list(df.columns) == list(KmallocLesson.columns)
+    assert str(df["time"].dtype) == "datetime64[ns]"
+    assert df["pid"].dtype == np.int32 and df["bytes_alloc"].dtype == np.int64
+    assert isinstance(df["comm"].dtype, pd.CategoricalDtype)
+
+
+def test_workload_allocations_present(df):
+    mine = df[df.pid == df.attrs["workload_pid"]]
+    # every open() of /proc/self/stat allocates a seq_file buffer well above 128 bytes;
+    # before exec() the child still bears its parent's name, hence the comm filter
+    mine = mine[mine.comm == "ebl-kmalloc"]
+    assert len(mine) >= ITER
+    assert (mine.call_site_sym.astype(str) != "").all()
+
+
+def test_threshold_and_slack(df):
+    assert (df.bytes_alloc >= 128).all()
+    assert (df.slack >= 0).all() and (df.slack == df.bytes_alloc - df.bytes_req).all()
+
+
+def test_attrs_name_the_hook_and_losses(df):
+    assert df.attrs["hooks"] == ["tracepoint:kmem:kmalloc"]
+    assert df.attrs["lost"] == 0
+    kc = df.attrs["kernel_counts"]
+    # counted after the last drain, so other processes' later allocations may add up
+    assert kc["reported"] >= len(df) and kc["seen"] >= kc["reported"]
+
+
+def test_step_by_step_and_histogram(no_bpf_leak):
+    lab = KmallocLesson(min_bytes=1024, iterations=ITER)
+    funcs = lab.compile()
+    assert list(funcs.function) == ["on_kmalloc"]
+    loaded = lab.load()
+    assert loaded.loc[0, "verifier"] == "accepted" and loaded.loc[0, "xlated_insns"] > 0
+    hooks = lab.attach()
+    assert list(hooks.hook) == ["tracepoint:kmem:kmalloc"]
+    with pytest.raises(LessonStateError):
+        lab.attach()
+    wl = lab.trigger()
+    df = lab.collect()
+    hist = lab.histogram()
+    assert (df.bytes_alloc >= 1024).all()
+    assert hist["count"].sum() >= len(df) and lab.counts()["reported"] >= len(df)
+    assert (hist.low >= 512).all()
+    assert (df.pid == wl.pid).sum() >= ITER
+    lab.detach()
+    lab.detach()  # idempotent
+
+
+def test_in_kernel_aggregation_streams_nothing(no_bpf_leak):
+    with KmallocLesson(stream=False, iterations=ITER) as lab:
+        lab.compile(), lab.load(), lab.attach(), lab.trigger()
+        df = lab.collect()
+        assert len(df) == 0
+        assert lab.histogram()["count"].sum() >= ITER
+
+
+def test_page_alloc_variant():
+    df = KmallocLesson(event="mm_page_alloc", min_bytes=0).run(seconds=1.0)
+    assert df.attrs["hooks"] == ["tracepoint:kmem:mm_page_alloc"]
+    assert len(df) > 0 and set(df.event.astype(str)) == {"mm_page_alloc"}
+    assert (df.bytes_alloc % 4096 == 0).all()
+
+
+def test_only_pid_filter():
+    df = KmallocLesson(only_pid=1, iterations=100).run(seconds=1.0)
+    assert (df.pid == 1).all()
+
+
+def test_learner_c_that_does_not_compile_points_at_the_line(no_bpf_leak):
+    bad = "int on_kmalloc(struct tracepoint__kmem__kmalloc *args)\n{\n    return args->no_such_field;\n}\n"
+    with pytest.raises(CompileError) as e:
+        KmallocLesson(program_text=bad).compile()
+    assert "your program:3:" in str(e.value) and "no_such_field" in str(e.value)
+
+
+def test_learner_c_the_verifier_refuses_carries_the_log(no_bpf_leak):
+    bad = ("BPF_HASH(counts, int, u64);\n"
+           "int on_kmalloc(struct tracepoint__kmem__kmalloc *args)\n{\n"
+           "    int k = 0;\n    u64 *v = counts.lookup(&k);\n    return *v;  /* NULL never checked */\n}\n")
+    lab = KmallocLesson(program_text=bad)
+    lab.compile()
+    with pytest.raises(VerifierError) as e:
+        lab.load()
+    assert "map_value_or_null" in e.value.log
+    lab.detach()
+
+
+def test_interrupt_during_collect_detaches():
+    lab = KmallocLesson(iterations=10_000_000)
+    lab.compile(), lab.load(), lab.attach(), lab.trigger()
+    wl = lab.workload
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        lab.collect(seconds=30)
+    assert lab.state.value == "closed" and lab.bpf is None
+    assert wl.done()
+    assert bpf_fds()["perf_event"] == 0
+
+
+def test_tutorial_program_runs_as_written(capsys):
+    def attach(b):
+        b.attach_tracepoint(tp="kmem:kmalloc", fn_name="tracepoint__kmem__kmalloc")
+
+    lab = KmallocLesson(iterations=2000)
+    out = run_trace_printk("kmalloc_tutorial.bpf.c", attach, seconds=3, max_lines=10,
+                           workload=lambda: lab.start_workload().proc)
+    assert len(out) == 10
+    assert out.msg.str.match(r"bytes_alloc: \d+").all()
+    assert (out.msg.str.extract(r"(\d+)")[0].astype(int) >= 128).all()
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 10 and "b'" not in printed[0]
+
+
+def test_listing_and_format():
+    tps = list_tracepoints(r"^kmem:")
+    assert "kmem:kmalloc" in set(tps.tracepoint)
+    fmt = tracepoint_format("kmem", "kmalloc")
+    assert {"call_site", "bytes_req", "bytes_alloc", "gfp_flags"} <= set(fmt.field)
