@@ -38,7 +38,7 @@ __all__ = [
 
 def __getattr__(name: str):  # lazy: importing ebpf_lab stays cheap (no bcc, no LLVM)
     if name == "doctor":
-        from .doctor import doctor
+        from .diagnose import doctor
 
         return doctor
     if name in ("lessons", "get_lesson"):

@@ -26,7 +26,7 @@ def _sigterm(signum: int, frame: Any) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from .doctor import doctor, format_table
+    from .diagnose import doctor, format_table
 
     df = doctor()
     if args.json:

@@ -1,0 +1,160 @@
+"""The doctor tells the truth about this kernel; the command line works end to end."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ebpf_lab import _kernel, _registry
+
+CLI = [sys.executable, "-m", "ebpf_lab"]
+
+
+def cli(*args, check=True, timeout=120):
+    r = subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert r.returncode == 0, r.stderr
+    return r
+
+
+@pytest.fixture(scope="module")
+def doc():
+    from ebpf_lab import doctor
+
+    return doctor()
+
+
+EXPECTED = ["kernel version", "root / capabilities", "bpf() syscall", "BPF JIT", "BTF", "tracefs", "debugfs",
+            "bpffs", "kernel headers", "bcc", "clang", "llc", "tc", "bpftool", "bpftrace", "kprobe", "kretprobe",
+            "tracepoint", "raw tracepoint", "uprobe", "uretprobe", "perf buffer", "ring buffer", "TC (sched_cls)",
+            "XDP", "fentry"]
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_doctor_rows_and_fixes(doc):
+    assert list(doc.columns) == ["group", "check", "ok", "status", "detail", "fix"]
+    assert list(doc.check) == EXPECTED
+    bad = doc[~doc.ok | (doc.status != "ok")]
+    assert (bad.fix.str.len() > 20).all(), "every failing row carries its fix or fallback"
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_doctor_agrees_with_the_kernel(doc):
+    row = doc.set_index("check")
+    assert bool(row.loc["kprobe", "ok"]) == _kernel.kprobes_available()
+    assert bool(row.loc["tracepoint", "ok"])
+    if not _kernel.kprobes_available():
+        assert "tracepoint" in row.loc["kprobe", "fix"]
+    from ebpf_lab.kernel_headers import headers_info
+
+    assert row.loc["kernel headers", "status"] == {"matching": "ok"}.get(headers_info().status, headers_info().status)
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_fentry_is_tried_not_assumed(doc):
+    """This kernel advertises fentry (BTF, bcc's support_kfunc) yet refuses it: the doctor must load one."""
+    row = doc.set_index("check").loc["fentry"]
+    assert row.detail.startswith("attached") == bool(row.ok)
+    if not row.ok:
+        assert row.fix
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+def test_doctor_cli_json():
+    data = json.loads(cli("doctor", "--json").stdout)
+    assert [r["check"] for r in data] == EXPECTED
+    text = cli("doctor").stdout
+    assert "kprobe" in text and "->" in text or all(r["ok"] for r in data)
+
+
+def test_lessons_listed():
+    out = cli("lessons").stdout
+    assert "kmalloc" in out and "notebooks/02_kmalloc.ipynb" in out
+
+
+@pytest.mark.root
+@pytest.mark.tracepoints
+@pytest.mark.parametrize("ext", ["csv", "parquet"])
+def test_run_writes_the_frame(tmp_path, ext):
+    out = tmp_path / f"k.{ext}"
+    r = cli("run", "kmalloc", "--set", "min_bytes=256", "--set", "iterations=2000", "--out", str(out))
+    assert "tracepoint:kmem:kmalloc" in r.stdout and "events lost: 0" in r.stdout
+    df = pd.read_csv(out) if ext == "csv" else pd.read_parquet(out)
+    assert len(df) > 2000 and (df.bytes_alloc >= 256).all()
+
+
+@pytest.mark.root
+@pytest.mark.tracepoints
+def test_run_no_workload_collects_the_system(tmp_path):
+    out = tmp_path / "k.csv"
+    r = cli("run", "kmalloc", "--no-workload", "--seconds", "1", "--out", str(out))
+    assert "workload:" not in r.stdout
+    df = pd.read_csv(out)
+    assert "ebl-kmalloc" not in set(df.comm)
+
+
+@pytest.mark.parametrize("args, words", [
+    (["run", "kmalloc", "--set", "min_bytes=-5"], "out of range"),
+    (["run", "kmalloc", "--set", "nope=1"], "unknown parameter"),
+    (["run", "kmalloc", "--set", "min_bytes"], "expected NAME=VALUE"),
+    (["run", "nosuchlesson"], "no lesson 'nosuchlesson'"),
+    (["run", "kmalloc", "--out", "x.xlsx"], ".csv or .parquet"),
+])
+def test_bad_input_one_clear_error(args, words):
+    r = cli(*args, check=False)
+    assert r.returncode == 1
+    assert words in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) <= 2
+
+
+def test_not_root_is_told_what_to_do():
+    if os.geteuid() != 0:
+        pytest.skip("already not root")
+    code = ("import os; os.setuid(65534)\nfrom ebpf_lab.lessons.kmalloc import KmallocLesson\n"
+            "try:\n KmallocLesson().compile()\nexcept Exception as e: print(type(e).__name__, e)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "PrivilegeError" in r.stdout and "sudo" in r.stdout
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_reaper_and_cleanup_remove_what_a_killed_process_left():
+    name = f"ebl-t-{os.getpid()}"
+    code = (f"import subprocess, time\nfrom ebpf_lab import _registry\n"
+            f"subprocess.run(['ip','netns','add','{name}'], check=True)\n"
+            f"_registry.register('netns', name='{name}')\nprint('ready', flush=True)\ntime.sleep(60)")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "ready"
+    assert os.path.exists(f"/run/netns/{name}")
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    for _ in range(50):  # the reaper notices the owner's death
+        if not os.path.exists(f"/run/netns/{name}"):
+            break
+        time.sleep(0.1)
+    assert not os.path.exists(f"/run/netns/{name}")
+    assert not os.path.exists(os.path.join(_registry.RUN_DIR, f"{p.pid}.json"))
+    assert "nothing of the lab was left" in cli("cleanup").stdout or "removed" in cli("cleanup").stdout
+
+
+@pytest.mark.root
+@pytest.mark.netns
+def test_cleanup_command_after_reaper_also_died(tmp_path):
+    name = f"ebl-u-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    os.makedirs(_registry.RUN_DIR, exist_ok=True)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with open(os.path.join(_registry.RUN_DIR, f"{dead.pid}.json"), "w") as f:
+        json.dump([{"kind": "netns", "name": name}], f)
+    r = cli("cleanup")
+    assert f"netns name={name}" in r.stdout
+    assert not os.path.exists(f"/run/netns/{name}")
