@@ -13,6 +13,8 @@ from .errors import LabParameterError
 LESSONS: Dict[str, str] = {
     "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
     "hello-kill": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
+    "args-return": "ebpf_lab.lessons.args_return:ArgsReturnLesson",
+    "args-return-uprobes": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",
 }
 
 

@@ -106,8 +106,8 @@ int on_kill_entry(struct pt_regs *ctx)
 	/* __x64_sys_kill(const struct pt_regs *regs): the kprobe's ctx holds the
 	 * wrapper's registers; the user's registers are behind its first argument. */
 	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
-	bpf_probe_read_kernel(&pid, sizeof(pid), &PT_REGS_PARM1(regs));
-	bpf_probe_read_kernel(&sig, sizeof(sig), &PT_REGS_PARM2(regs));
+	bpf_probe_read_kernel(&pid, sizeof(pid), &PT_REGS_PARM1_SYSCALL(regs));
+	bpf_probe_read_kernel(&sig, sizeof(sig), &PT_REGS_PARM2_SYSCALL(regs));
 #else
 	pid = PT_REGS_PARM1(ctx);
 	sig = PT_REGS_PARM2(ctx);

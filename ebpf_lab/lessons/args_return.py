@@ -1,0 +1,619 @@
+"""Lesson 03 — arguments and return values: entry + return probes joined per thread.
+
+Notebook: ``notebooks/03_args_return.ipynb``. Two lessons live here:
+
+- :class:`ArgsReturnLesson` (``args-return``): every ``openat()`` — filename and
+  flags in, file descriptor or ``-errno`` out, and the time spent in between.
+  Hooks, best first: kprobe + kretprobe on the syscall's kernel function
+  (``args_return_kprobe.bpf.c``), fentry + fexit where the kernel really loads
+  them (``args_return_fexit.bpf.c``), the syscall tracepoints
+  ``sys_enter_openat`` / ``sys_exit_openat`` (``args_return.bpf.c``).
+- :class:`UprobeArgsReturnLesson` (``args-return-uprobes``): the same capture on
+  user-space functions, libc's ``strtol`` and ``ebl_collatz`` of a small program
+  the lab builds (``args_return_uprobe.bpf.c``).
+
+:func:`tutorial_example` runs the tutorial's own example, a kprobe and kretprobe
+on ``blk_insert_cloned_request`` (``args_return_tutorial.bpf.c``), where the
+kernel allows it, and says how often it fired.
+
+None of these programs reads a kernel struct's fields through the compile
+headers (which may belong to another kernel version, see
+``ebpf_lab.kernel_headers``): arguments come from syscall argument registers
+(``struct pt_regs``, the CPU's ABI), from tracepoint format files, or from
+user-space function arguments.
+"""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .. import _kernel
+from .._bcc import import_bcc
+from .._workloads import binary
+from ..engine import Hook, Lesson, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, program_path, wall_clock
+from ..errors import FeatureUnavailable, LabError
+from ..kernel_headers import headers_info, prepare
+from .hello_kill import errno_name, is_syscall_wrapper, syscall_fnname
+
+__all__ = [
+    "ArgsReturnLesson",
+    "UprobeArgsReturnLesson",
+    "tutorial_example",
+    "open_flags_text",
+    "fexit_loads",
+    "plot_latency",
+    "plot_errors",
+    "plot_uprobe_calls",
+]
+
+_ACCESS = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
+# Linux's generic O_* values (x86-64, arm64 share them, bar O_DIRECT/O_DIRECTORY/O_NOFOLLOW on arm64)
+_FLAG_NAMES = [(getattr(os, n), n) for n in (
+    "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC", "O_APPEND", "O_NONBLOCK", "O_DSYNC", "O_DIRECT",
+    "O_LARGEFILE", "O_DIRECTORY", "O_NOFOLLOW", "O_NOATIME", "O_CLOEXEC", "O_PATH") if getattr(os, n, 0)]
+
+
+def open_flags_text(flags: int) -> str:
+    """``0o100301`` -> ``O_WRONLY|O_CREAT|O_EXCL|...``: open() flags as names."""
+    flags = int(flags) & 0xFFFFFFFF
+    names = [_ACCESS.get(flags & 3, f"access={flags & 3}")]
+    rest = flags & ~3
+    sync = getattr(os, "O_SYNC", 0)
+    if sync and rest & sync == sync:
+        names.append("O_SYNC")
+        rest &= ~sync
+    tmpfile = getattr(os, "O_TMPFILE", 0)
+    if tmpfile and rest & tmpfile == tmpfile:
+        names.append("O_TMPFILE")
+        rest &= ~tmpfile
+    for bit, name in _FLAG_NAMES:
+        if rest & bit:
+            names.append(name)
+            rest &= ~bit
+    if rest:
+        names.append(hex(rest))
+    return "|".join(names)
+
+
+# --------------------------------------------------------- fexit, for real
+_FEXIT: Dict[str, Tuple[bool, str]] = {}
+
+
+def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
+    """Does this kernel really load the lesson's fexit program? (ok, why not).
+
+    bcc's ``BPF.support_kfunc()`` only checks for BTF and a kernel symbol; some
+    kernels (this lab's Firecracker host among them) then refuse every
+    BPF_PROG_TYPE_TRACING program with EPERM, which bcc reports as "Need
+    super-user privileges". Only loading one tells, so this compiles
+    ``args_return_fexit.bpf.c`` and loads its fexit program (without attaching it).
+    """
+    fn = fnname or syscall_fnname("openat")
+    if fn in _FEXIT:
+        return _FEXIT[fn]
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        _FEXIT[fn] = (False, "the kernel has no BTF (/sys/kernel/btf/vmlinux), which fentry/fexit need")
+        return _FEXIT[fn]
+    bcc = import_bcc()
+    if not bcc.BPF.support_kfunc():
+        _FEXIT[fn] = (False, "bcc says this kernel has no BPF trampolines (support_kfunc() is False)")
+        return _FEXIT[fn]
+    prepare()
+    b = None
+    with _capture_stderr():  # clang's and libbpf's chatter is not the answer; the exception is
+        try:
+            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_fexit.bpf.c"),
+                                    cflags=[f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+            b.load_func(f"kretfunc__{fn}", bcc.BPF.TRACING)
+            result = (True, f"the fexit program on {fn} loaded")
+        except Exception as e:
+            why = str(e)
+            if "super-user" in why:
+                why = ("the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root "
+                       "(bcc words it 'Need super-user privileges')")
+            result = (False, f"loading an fexit program on {fn} failed: {why}")
+        finally:
+            if b is not None:
+                b.cleanup()
+    _FEXIT[fn] = result
+    return result
+
+
+# -------------------------------------------------------- the tutorial's example
+def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataFrame:
+    """The tutorial's kprobe/kretprobe on ``blk_insert_cloned_request``, where possible.
+
+    Always compiles the tutorial's program and loads it (the verifier accepts it).
+    Then, if the kernel has kprobes and the function, attaches both probes for
+    ``seconds`` while the openat workload does file I/O, and counts the calls.
+    Returns one row of facts: function_in_kernel, kprobes, struct_reads_trustworthy,
+    compiled, loaded, attached, calls, returned_ok, returned_error, why.
+    """
+    _kernel.require_root("running the tutorial's blk_insert_cloned_request example")
+    _kernel.ensure_kernel_fs()
+    info = prepare()
+    bcc = import_bcc()
+    fn = "blk_insert_cloned_request"
+    in_kernel = bcc.BPF.ksymname(fn) != -1
+    kprobes = _kernel.kprobes_available()
+    row: Dict[str, Any] = {"function": fn, "function_in_kernel": in_kernel, "kprobes": kprobes,
+                           "struct_reads_trustworthy": info.struct_reads_trustworthy, "compiled": False,
+                           "loaded": False, "attached": False, "calls": None, "returned_ok": None,
+                           "returned_error": None, "why": ""}
+    with _capture_stderr() as log:
+        try:
+            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_tutorial.bpf.c"))
+            err = None
+        except Exception as e:
+            b, err = None, e
+    if b is None:
+        from ..errors import CompileError
+
+        raise CompileError(f"compiling the tutorial's blk_insert_cloned_request example failed: {err}", log())
+    try:
+        row["compiled"] = True
+        for name in ("get_segments", "get_segments_res"):
+            b.load_func(name, bcc.BPF.KPROBE)
+        row["loaded"] = True
+        if not kprobes:
+            row["why"] = ("this kernel has no kprobes (CONFIG_KPROBES is not set), so the tutorial's "
+                          "attach_kprobe/attach_kretprobe cannot be used here")
+        elif not in_kernel:
+            row["why"] = (f"this kernel has no function {fn} (/proc/kallsyms): it belongs to request-based "
+                          "device-mapper, which this kernel does not build in")
+        else:
+            b.attach_kprobe(event=fn, fn_name="get_segments")
+            b.attach_kretprobe(event=fn, fn_name="get_segments_res")
+            row["attached"] = True
+            proc = None
+            if workload:
+                proc = subprocess.Popen([binary("open_files"), "5"], stdout=subprocess.DEVNULL)
+            time.sleep(seconds)
+            if proc is not None:
+                proc.wait(timeout=30)
+            calls = b["calls"]
+            row["calls"] = int(calls[0].value)
+            row["returned_ok"] = int(calls[1].value)
+            row["returned_error"] = int(calls[2].value)
+            row["why"] = ("attached for real; it fires only when request-based device-mapper (dm-multipath) "
+                          "hands a cloned request to a disk, which ordinary file I/O on a VM disk never does"
+                          if row["calls"] == 0 else "attached for real; it fired")
+    finally:
+        b.cleanup()
+    df = pd.DataFrame([row])
+    df.attrs["headers"] = info.detail
+    return df
+
+
+# ------------------------------------------------------------------ workload
+def parse_open_report(text: str) -> pd.DataFrame:
+    """The openat workload's record: pid, flags, result (fd or -errno), path; attrs['dir']."""
+    rows = []
+    folder = ""
+    for line in text.splitlines():
+        if line.startswith("dir "):
+            folder = line[4:].strip()
+            continue
+        p = line.split(" ", 4)
+        if len(p) == 5 and p[0] == "open":
+            rows.append({"pid": int(p[1]), "flags": int(p[2]), "result": int(p[3]), "path": p[4]})
+    df = pd.DataFrame(rows, columns=["pid", "flags", "result", "path"])
+    df.attrs["dir"] = folder
+    return df
+
+
+class _ReportingLesson(Lesson):
+    """A lesson whose workload prints what it did (read once it has ended)."""
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        self._report: Optional[pd.DataFrame] = None
+        self._variant: Optional[str] = None
+        self._note = ""
+
+    def _workload_output(self) -> str:
+        wl = self.workload
+        if wl is None:
+            raise LabError(f"reading the workload's report of lesson {self.id}: no workload ran (call trigger())")
+        try:
+            out, err = wl.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            wl.stop()
+            raise LabError(f"reading the workload's report of lesson {self.id}: the workload did not finish in 60 s") from None
+        if wl.proc.returncode != 0:
+            raise LabError(f"the workload of lesson {self.id} failed (exit {wl.proc.returncode}): {(err or '').strip()}")
+        return out
+
+
+class ArgsReturnLesson(_ReportingLesson):
+    """Arguments and return values of ``openat()``: one row per call, entry joined with return.
+
+    >>> df = ArgsReturnLesson().run()
+    >>> df.attrs["hooks"]     # kprobe/kretprobe, fentry/fexit, or the syscall tracepoints
+    """
+
+    id = "args-return"
+    title = "03 · Arguments and return values: openat() in, fd or -errno out (kprobe/kretprobe, or fallbacks)"
+    notebook = "03_args_return.ipynb"
+    program = "args_return.bpf.c"
+    params: ClassVar[Dict[str, Param]] = {
+        "hook": Param("auto", "auto: kprobe+kretprobe if the kernel has kprobes, else fentry+fexit if it really "
+                      "loads them, else the syscall tracepoints; or force kprobe / fexit / tracepoint",
+                      choices=("auto", "kprobe", "fexit", "tracepoint")),
+        "only_pid": Param(0, "0 for every process, else only this process id", min=0, max=1 << 22, cflag="ONLY_PID"),
+        "rounds": Param(20, "how many times the workload opens its 8 paths", min=1, max=100_000),
+    }
+    columns = {
+        "time": "wall-clock time openat() was entered (datetime64[ns])",
+        "ts_ns": "bpf_ktime_get_ns() at entry: CLOCK_MONOTONIC nanoseconds (int64)",
+        "pid": "process id (tgid) (int32)",
+        "tid": "thread id (int32)",
+        "comm": "process name (category)",
+        "dfd": "directory fd a relative path starts from; -100 is AT_FDCWD (int32)",
+        "filename": "the path passed to openat(), first 255 bytes (object)",
+        "flags": "the O_* flags (int32)",
+        "flags_text": "the flags by name, e.g. O_WRONLY|O_CREAT (category)",
+        "mode": "permissions given with O_CREAT (uint32)",
+        "ret": "openat()'s result from the return hook: an fd, or -errno (int64)",
+        "fd": "the file descriptor when the call succeeded, else <NA> (Int64)",
+        "error": "errno name when it failed, e.g. ENOENT; '' when it succeeded (category)",
+        "latency_us": "time spent inside openat(), entry to return, in microseconds (float64)",
+        "hook": "the entry + return hooks that saw the call (category)",
+    }
+    default_seconds = 2.0
+
+    # ---------------------------------------------------- which hook
+    def variant(self) -> str:
+        """'kprobe', 'fexit' or 'tracepoint' (decided once; the reason lands in hook notes)."""
+        if self._variant is not None:
+            return self._variant
+        want = self.values["hook"]
+        fn = syscall_fnname("openat")
+        has_kprobes = _kernel.kprobes_available()
+        why_no_kprobes = "this kernel has no kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events)"
+        if want == "kprobe":
+            if not has_kprobes:
+                raise FeatureUnavailable("kprobes", f"preparing lesson {self.id} with hook=kprobe: {why_no_kprobes}; "
+                                         "use hook=auto")
+            self._variant = "kprobe"
+            return self._variant
+        if want == "auto" and has_kprobes:
+            self._variant = "kprobe"
+            return self._variant
+        if want in ("auto", "fexit"):
+            ok, why_fexit = fexit_loads(fn)
+            if ok:
+                self._variant = "fexit"
+                self._note = f"{why_no_kprobes}; fentry/fexit on {fn} instead" if want == "auto" else "hook=fexit was asked for"
+                return self._variant
+            if want == "fexit":
+                raise FeatureUnavailable("fentry/fexit", f"preparing lesson {self.id} with hook=fexit: {why_fexit}; "
+                                         "use hook=auto")
+        else:
+            why_fexit = ""
+        for ev in ("sys_enter_openat", "sys_exit_openat"):
+            if not _kernel.tracepoint_exists("syscalls", ev):
+                raise FeatureUnavailable(f"tracepoint syscalls:{ev}", f"preparing lesson {self.id}: no kprobes, no "
+                                         f"fexit, and no tracepoint syscalls:{ev} (CONFIG_FTRACE_SYSCALLS) on this kernel")
+        self._variant = "tracepoint"
+        if want == "auto":
+            self._note = (f"{why_no_kprobes}, and fentry/fexit do not work here either ({why_fexit}); so instead of "
+                          f"a kprobe + kretprobe on {fn} the lesson uses the tracepoints syscalls:sys_enter_openat + "
+                          "syscalls:sys_exit_openat: same arguments, same result")
+        else:
+            self._note = "hook=tracepoint was asked for"
+        return self._variant
+
+    def program_file(self) -> str:
+        if self.program_text is not None:
+            return super().program_file()
+        return program_path({"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
+                             "tracepoint": "args_return.bpf.c"}[self.variant()])
+
+    def extra_cflags(self) -> List[str]:
+        v = self.variant()
+        if v == "tracepoint":
+            return []
+        fn = syscall_fnname("openat")
+        flags = [f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"]
+        if v == "fexit":
+            flags.append(f"-DOPENAT_FN={fn}")
+        return flags
+
+    def select_hooks(self) -> List[Hook]:
+        v = self.variant()
+        fn = syscall_fnname("openat")
+        if v == "kprobe":
+            return [Hook("kprobe", fn, "on_openat_entry"), Hook("kretprobe", fn, "on_openat_return")]
+        if v == "fexit":
+            return [Hook("fentry", fn, f"kfunc__{fn}", note=self._note), Hook("fexit", fn, f"kretfunc__{fn}")]
+        return [Hook("tracepoint", "syscalls:sys_enter_openat", "on_openat_entry", note=self._note),
+                Hook("tracepoint", "syscalls:sys_exit_openat", "on_openat_return")]
+
+    # ---------------------------------------------------- workload
+    def start_workload(self, rounds: Optional[int] = None) -> Workload:
+        n = int(rounds or self.values["rounds"])
+        self._report = None
+        exe = binary("open_files")
+        proc = subprocess.Popen([exe, str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return Workload(f"ebl-opener: {n} round(s) of 8 openat() calls on known paths in /tmp/ebl-trace-open-*, "
+                        "6 of them failing (ENOENT, EISDIR, ENOTDIR, EEXIST, ELOOP, EACCES)",
+                        proc, time.monotonic(), {"comm": "ebl-opener", "executable": exe, "rounds": n})
+
+    def expected_workload_seconds(self) -> float:
+        return 0.2 + self.values["rounds"] * 0.005
+
+    def workload_report(self) -> pd.DataFrame:
+        """What the workload opened and what it got: pid, flags, result (fd or -errno), path.
+
+        ``attrs['dir']`` is the folder it worked in (unique per run).
+        """
+        if self._report is None:
+            self._report = parse_open_report(self._workload_output())
+        return self._report
+
+    def compare_with_workload(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Each openat() the workload made, beside what BPF saw for it (matched in order).
+
+        Columns: path, flags_text, result (the workload's), ret (BPF's), seen, agree.
+        """
+        rep = self.workload_report().copy()
+        folder = rep.attrs.get("dir", "")
+        mine = df[df["filename"].str.startswith(folder + "/")] if folder else df.iloc[0:0]
+        seen = list(zip(mine["pid"], mine["filename"], mine["flags"], mine["ret"]))
+        rets, found, i = [], [], 0
+        for pid, path, flags in zip(rep["pid"], rep["path"], rep["flags"]):
+            while i < len(seen) and seen[i][:3] != (pid, path, flags):
+                i += 1
+            if i < len(seen):
+                rets.append(int(seen[i][3]))
+                found.append(True)
+                i += 1
+            else:
+                rets.append(None)
+                found.append(False)
+        rep["flags_text"] = [open_flags_text(f) for f in rep["flags"]]
+        rep["ret"] = pd.array(rets, dtype="Int64")
+        rep["seen"] = found
+        rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)
+        rep["expected"] = [errno_name(int(r)) or "fd" for r in rep["result"]]
+        return rep[["pid", "path", "flags_text", "result", "expected", "ret", "seen", "agree"]]
+
+    def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
+        d = super().describe(elapsed)
+        d["syscall_function"] = syscall_fnname("openat")
+        d["headers"] = headers_info().status
+        return d
+
+    # ------------------------------------------------------- frame
+    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+        n = len(arr)
+        ret = arr["ret"].astype(np.int64)
+        flags = arr["flags"].astype(np.int32)
+        uflags, inv = np.unique(flags, return_inverse=True) if n else (np.empty(0, np.int32), np.empty(0, np.int64))
+        flag_cats = [open_flags_text(int(f)) for f in uflags]
+        hook = " + ".join(h.name for h in self.hooks)
+        fd = pd.array(np.where(ret >= 0, ret, 0), dtype="Int64")
+        fd[ret < 0] = pd.NA
+        df = pd.DataFrame(
+            {
+                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "pid": arr["pid"].astype(np.int32),
+                "tid": arr["tid"].astype(np.int32),
+                "comm": bytes_to_category(arr["comm"]) if n else pd.Categorical([]),
+                "dfd": arr["dfd"].astype(np.int32),
+                "filename": pd.Series([b.split(b"\0", 1)[0].decode("utf-8", "replace") for b in arr["filename"]],
+                                      dtype=object),
+                "flags": flags,
+                "flags_text": pd.Categorical([flag_cats[i] for i in inv]) if n else pd.Categorical([]),
+                "mode": arr["mode"].astype(np.uint32),
+                "ret": ret,
+                "fd": fd,
+                "error": pd.Categorical([errno_name(int(r)) for r in ret]),
+                "latency_us": arr["latency_ns"].astype(np.float64) / 1000.0,
+                "hook": pd.Categorical([hook] * n),
+            }
+        )
+        return df.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+class UprobeArgsReturnLesson(_ReportingLesson):
+    """Arguments and return values of user-space functions: uprobes + uretprobes.
+
+    Probes libc's ``strtol(nptr, endptr, base)`` (every process on the machine) and
+    ``ebl_collatz(label, n)`` in the lab's small program. One row per call.
+
+    >>> df = UprobeArgsReturnLesson().run()
+    """
+
+    id = "args-return-uprobes"
+    title = "03 · Arguments and return values in user space: uprobes on strtol() and a program's own function"
+    notebook = "03_args_return.ipynb"
+    program = "args_return_uprobe.bpf.c"
+    params: ClassVar[Dict[str, Param]] = {
+        "only_pid": Param(0, "0 for every process, else only this process id", min=0, max=1 << 22, cflag="ONLY_PID"),
+        "rounds": Param(1, "how many times the workload repeats its calls", min=1, max=100_000),
+    }
+    columns = {
+        "time": "wall-clock time the function was entered (datetime64[ns])",
+        "ts_ns": "bpf_ktime_get_ns() at entry (int64)",
+        "pid": "process id (tgid) (int32)",
+        "tid": "thread id (int32)",
+        "comm": "process name (category)",
+        "function": "strtol or ebl_collatz (category)",
+        "text_arg": "the string argument: strtol's nptr, ebl_collatz's label (object)",
+        "int_arg": "the integer argument: strtol's base, ebl_collatz's n (int64)",
+        "ret": "the function's return value, from the uretprobe (int64)",
+        "latency_us": "time spent in the call, entry to return, in microseconds (float64)",
+        "hook": "the uprobe + uretprobe that saw the call (category)",
+    }
+    FUNCTIONS = ("strtol", "ebl_collatz")
+    default_seconds = 2.0
+
+    def target_program(self) -> str:
+        """The lab's small program (built on first use) whose ebl_collatz is probed."""
+        return binary("argsret_target")
+
+    def select_hooks(self) -> List[Hook]:
+        t = _kernel.tracefs()
+        if not (t and os.path.exists(os.path.join(t, "uprobe_events"))):
+            raise FeatureUnavailable("uprobes", f"preparing lesson {self.id}: this kernel has no uprobes "
+                                     "(CONFIG_UPROBE_EVENTS: no uprobe_events in tracefs)")
+        bcc = import_bcc()
+        libc = bcc.BPF.find_library("c")
+        libc = libc.decode() if isinstance(libc, bytes) else libc
+        if not libc:
+            raise FeatureUnavailable("libc", f"preparing lesson {self.id}: bcc cannot find the C library (libc.so.6)")
+        prog = self.target_program()
+        return [Hook("uprobe", f"{libc}:strtol", "on_strtol_entry"), Hook("uretprobe", f"{libc}:strtol", "on_strtol_return"),
+                Hook("uprobe", f"{prog}:ebl_collatz", "on_collatz_entry"),
+                Hook("uretprobe", f"{prog}:ebl_collatz", "on_collatz_return")]
+
+    def start_workload(self, rounds: Optional[int] = None) -> Workload:
+        n = int(rounds or self.values["rounds"])
+        self._report = None
+        exe = self.target_program()
+        proc = subprocess.Popen([exe, str(n)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return Workload(f"ebl-argsret: {n} round(s) of 8 strtol() and 8 ebl_collatz() calls with known arguments",
+                        proc, time.monotonic(), {"comm": "ebl-argsret", "executable": exe, "rounds": n})
+
+    def expected_workload_seconds(self) -> float:
+        return 0.2
+
+    def workload_report(self) -> pd.DataFrame:
+        """What the program called and what it got: function, int_arg, result, text_arg."""
+        if self._report is None:
+            rows = []
+            for line in self._workload_output().splitlines():
+                p = line.split(" ", 3)
+                if len(p) == 4 and p[0] in self.FUNCTIONS:
+                    rows.append({"function": p[0], "int_arg": int(p[1]), "result": int(p[2]), "text_arg": p[3]})
+            self._report = pd.DataFrame(rows, columns=["function", "int_arg", "result", "text_arg"])
+        return self._report
+
+    def compare_with_workload(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Each call the program made, beside what the uprobes saw (matched in order)."""
+        rep = self.workload_report().copy()
+        wl = self.workload
+        mine = df[df["pid"] == wl.pid] if wl is not None else df.iloc[0:0]
+        seen = list(zip(mine["function"].astype(str), mine["text_arg"], mine["int_arg"], mine["ret"]))
+        rets, found, i = [], [], 0
+        for key in zip(rep["function"], rep["text_arg"], rep["int_arg"]):
+            while i < len(seen) and seen[i][:3] != key:
+                i += 1
+            if i < len(seen):
+                rets.append(int(seen[i][3]))
+                found.append(True)
+                i += 1
+            else:
+                rets.append(None)
+                found.append(False)
+        rep["ret"] = pd.array(rets, dtype="Int64")
+        rep["seen"] = found
+        rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)
+        return rep[["function", "text_arg", "int_arg", "result", "ret", "seen", "agree"]]
+
+    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+        n = len(arr)
+        hooks = {0: self.hooks[0].name + " + uretprobe", 1: self.hooks[2].name + " + uretprobe"} if self.hooks else {}
+        fn = arr["fn"].astype(np.int64)
+        df = pd.DataFrame(
+            {
+                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "pid": arr["pid"].astype(np.int32),
+                "tid": arr["tid"].astype(np.int32),
+                "comm": bytes_to_category(arr["comm"]) if n else pd.Categorical([]),
+                "function": pd.Categorical([self.FUNCTIONS[int(f)] for f in fn], categories=list(self.FUNCTIONS)),
+                "text_arg": pd.Series([b.split(b"\0", 1)[0].decode("utf-8", "replace") for b in arr["text"]], dtype=object),
+                "int_arg": arr["int_arg"].astype(np.int64),
+                "ret": arr["ret"].astype(np.int64),
+                "latency_us": arr["latency_ns"].astype(np.float64) / 1000.0,
+                "hook": pd.Categorical([hooks.get(int(f), "") for f in fn]),
+            }
+        )
+        return df.sort_values("ts_ns", kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------- plots
+def plot_latency(df: pd.DataFrame, ax: Any = None) -> Any:
+    """Histogram of openat() latency (log scale), successful calls and each error apart."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    if len(df) == 0:
+        ax.set_title("openat() latency — no calls were seen")
+        ax.set_axis_off()
+        return ax
+    lat = df["latency_us"].clip(lower=0.01)
+    bins = np.logspace(np.log10(lat.min()), np.log10(lat.max() * 1.01 + 0.01), 40)
+    outcome = df["error"].astype(str).replace("", "success (fd)")
+    for name in sorted(outcome.unique(), key=lambda s: (s != "success (fd)", s)):
+        ax.hist(lat[outcome == name], bins=bins, alpha=0.6, label=f"{name} ({(outcome == name).sum()})")
+    ax.set_xscale("log")
+    ax.set_xlabel("time inside openat(), entry to return (µs, log scale)")
+    ax.set_ylabel("calls")
+    ax.set_title(f"openat() latency: {len(df):,} calls, joined entry→return per thread")
+    ax.legend(title="result", fontsize=8)
+    return ax
+
+
+def plot_errors(df: pd.DataFrame, ax: Any = None) -> Any:
+    """Bar chart: failed openat() calls by errno, with the calls' median latency."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 3.2))
+    failed = df[df["ret"] < 0]
+    if len(failed) == 0:
+        ax.set_title("openat() errors — every call succeeded")
+        ax.set_axis_off()
+        return ax
+    g = failed.groupby(failed["error"].astype(str)).agg(calls=("ret", "size"), median_us=("latency_us", "median"))
+    g = g.sort_values("calls", ascending=True)
+    bars = ax.barh(g.index, g["calls"], color="tab:red", alpha=0.75)
+    for bar, med in zip(bars, g["median_us"]):
+        ax.annotate(f"median {med:.1f} µs", (bar.get_width(), bar.get_y() + bar.get_height() / 2),
+                    xytext=(4, 0), textcoords="offset points", va="center", fontsize=8)
+    ax.set_xlabel("failed openat() calls")
+    ax.set_ylabel("errno (from the return value, -errno)")
+    ax.set_title(f"Why openat() failed: {len(failed):,} of {len(df):,} calls")
+    ax.margins(x=0.25)
+    return ax
+
+
+def plot_uprobe_calls(df: pd.DataFrame, axes: Any = None) -> Any:
+    """ebl_collatz: latency against n (arguments in, return value printed); strtol: text -> value."""
+    import matplotlib.pyplot as plt
+
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    col = df[df["function"] == "ebl_collatz"]
+    ax = axes[0]
+    if len(col):
+        ax.scatter(col["int_arg"], col["latency_us"], color="tab:blue")
+        for n, lat, r in zip(col["int_arg"], col["latency_us"], col["ret"]):
+            ax.annotate(f"{r} steps", (n, lat), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        ax.set_xscale("symlog")
+    ax.set_xlabel("argument n of ebl_collatz(label, n) (symlog)")
+    ax.set_ylabel("time in the call (µs)")
+    ax.set_title("ebl_collatz: argument in, steps out, time spent")
+    ax = axes[1]
+    st = df[df["function"] == "strtol"].drop_duplicates(["text_arg", "int_arg"]).head(12)
+    if len(st):
+        labels = [f'strtol("{t}", base {b})' for t, b in zip(st["text_arg"], st["int_arg"])]
+        ax.barh(labels, st["ret"], color="tab:green")
+        for i, v in enumerate(st["ret"]):
+            ax.annotate(str(v), (v, i), xytext=(3, 0), textcoords="offset points", va="center", fontsize=8)
+        ax.invert_yaxis()
+    ax.set_xlabel("return value (long)")
+    ax.set_title("libc strtol(): string and base in, number out")
+    return axes
