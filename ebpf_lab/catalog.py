@@ -12,6 +12,7 @@ from .errors import LabParameterError
 # id -> "module:Class" (imported on demand so one broken lesson cannot break the rest)
 LESSONS: Dict[str, str] = {
     "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
+    "tc-classifier": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
     "hello-kill": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
     "args-return": "ebpf_lab.lessons.args_return:ArgsReturnLesson",
     "args-return-uprobes": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",

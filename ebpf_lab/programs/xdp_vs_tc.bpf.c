@@ -1,0 +1,75 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Lesson 05 — XDP vs TC vs iptables: one drop rule, two BPF hooks.
+ *
+ * Hooks: XDP (on_xdp; generic/skb mode or native on veth, Linux 4.8+/4.19+
+ * for veth) and TC clsact ingress (on_tc_ingress, SCHED_CLS direct-action).
+ * Both run the same rule, rule_drops(): an IPv4 UDP datagram to port PORT is
+ * dropped — exactly what `iptables -p udp --dport PORT -j DROP` matches.
+ *
+ * Parameters (-D flags):
+ *   PORT   UDP destination port whose datagrams are dropped (the lesson's 9, "discard")
+ *
+ * Maps:
+ *   verdicts  per-CPU counters: 0 dropped, 1 passed
+ */
+#include <uapi/linux/bpf.h>
+#include <uapi/linux/if_ether.h>
+#include <uapi/linux/in.h>
+#include <uapi/linux/ip.h>
+#include <uapi/linux/udp.h>
+#include <uapi/linux/pkt_cls.h>
+
+#ifndef PORT
+#define PORT 9
+#endif
+
+BPF_PERCPU_ARRAY(verdicts, u64, 2);
+
+static __always_inline void count(u32 slot)
+{
+    u64 *v = verdicts.lookup(&slot);
+    if (v)
+        *v += 1;  /* per-CPU: no atomic needed */
+}
+
+/* 1 when the frame [data, data_end) is an IPv4 UDP datagram to PORT. */
+static __always_inline int rule_drops(void *data, void *data_end)
+{
+    struct ethhdr *eth = data;
+    if ((void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+        return 0;
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > data_end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+        return 0;
+    struct udphdr *udp = (void *)ip + ip->ihl * 4;
+    if ((void *)(udp + 1) > data_end)
+        return 0;
+    return udp->dest == bpf_htons(PORT);
+}
+
+int on_xdp(struct xdp_md *ctx)
+{
+    void *data_end = (void *)(long)ctx->data_end;
+    void *data = (void *)(long)ctx->data;
+    if (rule_drops(data, data_end)) {
+        count(0);
+        return XDP_DROP;
+    }
+    count(1);
+    return XDP_PASS;
+}
+
+int on_tc_ingress(struct __sk_buff *skb)
+{
+    void *data_end = (void *)(long)skb->data_end;
+    void *data = (void *)(long)skb->data;
+    if (rule_drops(data, data_end)) {
+        count(0);
+        return TC_ACT_SHOT;
+    }
+    count(1);
+    return TC_ACT_OK;
+}
+
+/* License: GPL (bcc passes it to the kernel for us). */
