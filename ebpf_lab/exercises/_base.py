@@ -1,0 +1,662 @@
+"""The machinery every exercise shares: submissions, checks, results, graded programs.
+
+An exercise is a class with a stable ``id``, the lesson it belongs to, the list
+of its checks (``CHECKS``: id -> what it checks) and a ``grade(g)`` method that
+runs the learner's code on the real kernel against the exercise's own workload,
+recording each check on the :class:`Grader` ``g``. A check either passes, fails
+with a message and a hint, or is skipped because an earlier one it needs failed.
+"""
+from __future__ import annotations
+
+import ast
+import contextlib
+import ctypes
+import dataclasses
+import json
+import os
+import re
+import time
+from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence, Tuple
+
+import numpy as np
+import pandas as pd
+
+from .. import _kernel
+from ..engine import Hook, Lesson, State
+from ..errors import AttachError, CompileError, FeatureUnavailable, LabError, PrivilegeError, VerifierError
+from . import _sandbox
+
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+
+
+class Fail(Exception):
+    """A check failed: ``message`` says what was seen, ``hint`` what to try."""
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+class Stop(Exception):
+    """Nothing more can be checked (e.g. the program did not compile)."""
+
+
+@dataclasses.dataclass
+class CheckResult:
+    check: str
+    title: str
+    status: str
+    message: str = ""
+    hint: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+
+@dataclasses.dataclass
+class Submission:
+    """What a learner handed in: the C program and the sources of their Python answers."""
+
+    bpf: Optional[str]
+    python: Dict[str, str]  # function name -> source that defines it
+    origin: str = ""
+    problems: List[str] = dataclasses.field(default_factory=list)  # extraction problems, kindly worded
+
+
+# ------------------------------------------------------------------ results
+@dataclasses.dataclass
+class Report:
+    exercise: str
+    origin: str
+    results: List[CheckResult]
+    hook_path: str = ""
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.results) and all(r.passed for r in self.results)
+
+    @property
+    def score(self) -> Tuple[int, int]:
+        return sum(r.passed for r in self.results), len(self.results)
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.results],
+                            columns=["check", "title", "status", "message", "hint"])
+
+    def text(self) -> str:
+        mark = {PASS: "PASS", FAIL: "FAIL", SKIP: "skip"}
+        lines = [f"exercise {self.exercise}: {self.origin}" + (f"  [{self.hook_path}]" if self.hook_path else "")]
+        for r in self.results:
+            lines.append(f"  {mark[r.status]}  {r.check:<16} {r.title}")
+            if r.status != PASS:
+                for ln in r.message.splitlines():
+                    lines.append(f"          {ln}")
+                if r.hint:
+                    for i, ln in enumerate(r.hint.splitlines()):
+                        lines.append(f"          {'hint: ' if i == 0 else '      '}{ln}")
+        ok, n = self.score
+        lines.append(f"{ok}/{n} checks passed" + (" — well done!" if self.passed else ""))
+        return "\n".join(lines)
+
+    __str__ = text
+
+    def _repr_html_(self) -> str:
+        import html
+
+        colour = {PASS: "#1a7f37", FAIL: "#cf222e", SKIP: "#6e7781"}
+        rows = []
+        for r in self.results:
+            detail = html.escape(r.message).replace("\n", "<br>")
+            if r.hint and r.status != PASS:
+                detail += f"<br><b>hint:</b> {html.escape(r.hint)}".replace("\n", "<br>")
+            rows.append(f"<tr><td style='color:{colour[r.status]};font-weight:bold'>{r.status.upper()}</td>"
+                        f"<td><code>{html.escape(r.check)}</code></td><td>{html.escape(r.title)}</td>"
+                        f"<td style='text-align:left'>{detail if r.status != PASS else ''}</td></tr>")
+        ok, n = self.score
+        head = f"<b>{html.escape(self.exercise)}</b>: {ok}/{n} checks passed" + (" — well done!" if self.passed else "")
+        if self.hook_path:
+            head += f" <small>({html.escape(self.hook_path)})</small>"
+        return f"<div>{head}<table>{''.join(rows)}</table></div>"
+
+
+# ------------------------------------------------------ kind explanations
+_COMPILE_HINTS: List[Tuple[str, str]] = [
+    (r"use of undeclared identifier '(\w+)'",
+     "'{0}' is not declared where you use it: check its spelling, and declare variables and maps before the code that uses them."),
+    (r"implicit declaration of function '(\w+)'",
+     "'{0}' is called before it is declared: define it above, or check its spelling (BPF helpers are spelled bpf_...)."),
+    (r"expected ';'", "a semicolon is missing at the end of a statement (clang points just after it)."),
+    (r"expected '\}'|expected '\)'", "a bracket is not closed: count the ( ) and { } around the line clang names."),
+    (r"no member named '(\w+)'", "the struct has no field '{0}': look at the struct's definition (or the tracepoint's format file) for the right name."),
+    (r"incompatible|cannot convert|invalid operands", "two types do not fit together there: look at what each side of the expression is."),
+]
+
+_VERIFIER_HINTS: List[Tuple[str, str]] = [
+    (r"(map_value_or_null|ringbuf_mem_or_null|_or_null)",
+     "a pointer that may be NULL is used without a check: test the result of lookup(), lookup_or_try_init() "
+     "or ringbuf_reserve() with `if (!p) return 0;` before using it."),
+    (r"Unreleased reference|unreleased reference",
+     "memory reserved with ringbuf_reserve() must be given back on every path: ringbuf_submit() or ringbuf_discard()."),
+    (r"back-edge|infinite loop|loop is not bounded",
+     "the verifier must see every loop end: give loops a constant upper bound."),
+    (r"invalid indirect read from stack|invalid read from stack",
+     "a helper reads stack memory you never wrote: initialise structs and keys first (`struct key_t key = {};`)."),
+    (r"invalid mem access|invalid access to", "the program reads memory it may not read directly: use bpf_probe_read_kernel() / bpf_probe_read_user()."),
+    (r"unknown func|program of this type cannot use helper", "this hook's programs may not call that helper."),
+]
+
+
+def explain(patterns: List[Tuple[str, str]], log: str, default: str) -> str:
+    for rx, hint in patterns:
+        m = re.search(rx, log)
+        if m:
+            return hint.format(*m.groups())
+    return default
+
+
+def first_errors(log: str, n: int = 6) -> str:
+    lines = [ln for ln in log.splitlines() if ln.strip()]
+    errs = [i for i, ln in enumerate(lines) if "error:" in ln]
+    if errs:
+        i = errs[0]
+        return "\n".join(lines[i:i + 3] + [ln for ln in (lines[j] for j in errs[1:n]) if ln not in lines[i:i + 3]])
+    return "\n".join(lines[-n:])
+
+
+def verifier_summary(log: str, n: int = 4) -> str:
+    lines = [ln for ln in log.splitlines() if ln.strip() and not ln.startswith("processed ")]
+    return "\n".join(lines[-n:])
+
+
+# ------------------------------------------------------ the graded program
+def _np_from_event(b: Any, name: str) -> Optional[np.dtype]:
+    from bcc.table import _get_event_class  # type: ignore
+
+    from ..engine import _np_dtype_of
+
+    try:
+        return _np_dtype_of(_get_event_class(b[name]))
+    except Exception:
+        return None
+
+
+class GradedProgram(Lesson):
+    """A learner's (or the grader's hidden) C program on hooks the exercise chooses."""
+
+    id = "exercise"
+    lost_map = ""
+
+    def __init__(self, text: str, hooks: Sequence[Hook], cflags: Sequence[str] = (), *, events_map: str = "",
+                 label: str = "your program") -> None:
+        super().__init__(program_text=text)
+        self._hooks = list(hooks)
+        self._cflags = list(cflags)
+        self.events_map = events_map
+        self.label = label
+        self.prog_ids: List[int] = []
+
+    def select_hooks(self) -> List[Hook]:
+        return [dataclasses.replace(h) for h in self._hooks]
+
+    def extra_cflags(self) -> List[str]:
+        return self._cflags
+
+    def load(self) -> pd.DataFrame:
+        df = super().load()
+        if "prog_id" in df:
+            self.prog_ids = [int(x) for x in df["prog_id"]]
+        return df
+
+    def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
+        cols = {}
+        for name in arr.dtype.names or ():
+            col = arr[name]
+            if col.dtype.kind == "S":
+                cols[name] = [v.split(b"\0", 1)[0].decode("utf-8", "replace") for v in col]
+            else:
+                cols[name] = col
+        return pd.DataFrame(cols)
+
+    def events(self) -> pd.DataFrame:
+        """Everything the ring buffer holds now, as a DataFrame of the learner's struct fields."""
+        self.drain()
+        arr = np.concatenate(self._pending) if self._pending else None
+        self._pending = []
+        if arr is None:
+            dt = self._reader.dtype if self._reader is not None else None
+            arr = np.empty(0, dt) if dt is not None else np.empty(0)
+        return self.to_frame(arr) if arr.dtype.names else pd.DataFrame()
+
+    def map_items(self, name: str) -> List[Tuple[Any, Any]]:
+        """A map's (key, value) pairs as plain Python values (ints, tuples, dicts for structs)."""
+        tab = self.bpf[name]
+        out = []
+        for k, v in tab.items():
+            out.append((plain(k), plain(v)))
+        return out
+
+    def map_shape(self, name: str) -> Optional[Dict[str, int]]:
+        from .._bpfsys import map_info
+
+        try:
+            tab = self.bpf[name]
+        except Exception:
+            return None
+        return map_info(tab.map_fd)
+
+
+def plain(v: Any) -> Any:
+    """A ctypes value from a bcc map -> int / tuple / dict of plain values."""
+    if isinstance(v, (int, float)):
+        return v
+    if hasattr(v, "value") and not isinstance(v, ctypes.Structure):
+        return v.value
+    if isinstance(v, ctypes.Structure):
+        return {f[0]: plain(getattr(v, f[0])) for f in v._fields_}
+    if isinstance(v, ctypes.Array):
+        if v._type_ is ctypes.c_char:
+            return bytes(v).split(b"\0", 1)[0].decode("utf-8", "replace")
+        return [plain(x) for x in v]
+    return v
+
+
+# ------------------------------------------------------ leftovers
+BPF_PROG_GET_FD_BY_ID = 13
+
+
+def prog_alive(prog_id: int) -> bool:
+    """Is a BPF program with this id still in the kernel?"""
+    from .._bpfsys import _bpf
+
+    attr = ctypes.create_string_buffer(prog_id.to_bytes(4, "little") + bytes(12))
+    try:
+        fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+    except OSError:
+        return False
+    os.close(fd)
+    return True
+
+
+def wait_gone(prog_ids: Sequence[int], timeout: float = 2.0) -> List[int]:
+    """Program ids still loaded after ``timeout`` (the kernel frees programs shortly after the last fd closes)."""
+    end = time.monotonic() + timeout
+    alive = list(prog_ids)
+    while alive and time.monotonic() < end:
+        alive = [p for p in alive if prog_alive(p)]
+        if alive:
+            time.sleep(0.05)
+    return alive
+
+
+def kprobe_events() -> List[str]:
+    t = _kernel.tracefs()
+    if not t or not os.path.exists(os.path.join(t, "kprobe_events")):
+        return []
+    with open(os.path.join(t, "kprobe_events")) as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+# ------------------------------------------------------ the grader
+class Grader:
+    """Records check results for one submission; see :class:`Exercise`."""
+
+    def __init__(self, exercise: "Exercise", sub: Submission, *, force_hook: Optional[str] = None) -> None:
+        self.exercise = exercise
+        self.sub = sub
+        self.results: Dict[str, CheckResult] = {}
+        self.force_hook = force_hook
+        self.hook_path = ""
+        self.stack = contextlib.ExitStack()
+        self.programs: List[GradedProgram] = []
+        self.facts: Dict[str, Any] = {}
+
+    # -- recording
+    def record(self, check: str, status: str, message: str = "", hint: str = "") -> None:
+        title = self.exercise.CHECKS.get(check, check)
+        if check not in self.exercise.CHECKS:
+            raise KeyError(f"exercise {self.exercise.id}: undeclared check {check!r}")
+        self.results[check] = CheckResult(check, title, status, message, hint)
+
+    def ok(self, check: str) -> bool:
+        r = self.results.get(check)
+        return r is not None and r.passed
+
+    def step(self, check: str, needs: Sequence[str] = ()) -> Callable[[Callable[[], Any]], Any]:
+        """Decorator running a check at once::
+
+            @g.step("only-target", needs=["fires"])
+            def _():
+                if bad: raise Fail("what was seen", "what to try")
+
+        A Fail records a failure, returning normally a pass; when a check in ``needs``
+        did not pass, the body is not run and the check is skipped. Returns what the body returned.
+        """
+        def run(fn: Callable[[], Any]) -> Any:
+            missing = [n for n in needs if not self.ok(n)]
+            if missing:
+                self.record(check, SKIP, f"not checked: '{missing[0]}' has to pass first")
+                return None
+            try:
+                value = fn()
+            except Fail as f:
+                self.record(check, FAIL, f.message, f.hint)
+                return None
+            except LabError as e:
+                self.record(check, FAIL, f"{type(e).__name__}: {e}", "")
+                return None
+            if check not in self.results:
+                self.record(check, PASS)
+            return value
+
+        return run
+
+    def skip_if_failed(self, needs: Sequence[str]) -> bool:
+        return any(not self.ok(n) for n in needs)
+
+    # -- programs
+    def program(self, text: str, hooks: Sequence[Hook], cflags: Sequence[str] = (), *, events_map: str = "",
+                label: str = "your program") -> GradedProgram:
+        p = GradedProgram(text, hooks, cflags, events_map=events_map, label=label)
+        self.programs.append(p)
+        self.stack.callback(p.detach)
+        return p
+
+    def build(self, text: Optional[str], hooks: Sequence[Hook], cflags: Sequence[str] = (), *,
+              events_map: str = "", compiles: str = "compiles", loads: str = "loads") -> Optional[GradedProgram]:
+        """Compile, load and attach the learner's program, recording 'compiles' and 'loads'."""
+        if not text or not text.strip():
+            self.record(compiles, FAIL, "no BPF program was found in your notebook.",
+                        f"keep your C code in the string {self.exercise.bpf_var} = r\"\"\"...\"\"\" in the cell tagged "
+                        f"'{self.exercise.bpf_tag}'.")
+            return None
+        p = self.program(text, hooks, cflags, events_map=events_map)
+        try:
+            p.compile()
+        except CompileError as e:
+            log = e.log or p.compile_log
+            self.record(compiles, FAIL, "your C program does not compile. clang says:\n" + first_errors(log),
+                        explain(_COMPILE_HINTS, log, "read the first error: clang names the line and column of "
+                                "your program where it stopped."))
+            return None
+        missing = [h.fn for h in p.hooks if not _has_function(p, h.fn)]
+        if missing:
+            self.record(compiles, FAIL, f"your program compiles, but has no function {missing[0]}().",
+                        f"the grader attaches {missing[0]}() to {p.hooks[0].name}: keep the function's name as given.")
+            return None
+        self.record(compiles, PASS)
+        try:
+            p.load()
+        except VerifierError as e:
+            self.record(loads, FAIL, "the kernel's verifier refused your program. The end of its log:\n"
+                        + verifier_summary(e.log),
+                        explain(_VERIFIER_HINTS, e.log, "the last lines of the verifier's log name the instruction "
+                                "it refused; the line above it says why."))
+            return None
+        except FeatureUnavailable as e:
+            self.record(loads, FAIL, str(e), "this machine cannot run the hook; try the lab VM (see the README).")
+            return None
+        try:
+            p.attach()
+        except (AttachError, FeatureUnavailable) as e:
+            self.record(loads, FAIL, f"your program loaded but could not be attached: {e}",
+                        "keep the hook function's signature as given in the exercise.")
+            return None
+        if p.events_map and p._reader is None:
+            self.record(loads, FAIL, f"your program has no ring buffer named '{events_map}'.",
+                        f"keep the line BPF_RINGBUF_OUTPUT({events_map}, ...) from the exercise.")
+            return None
+        self.record(loads, PASS)
+        return p
+
+    def hidden(self, file: str, hooks: Sequence[Hook], cflags: Sequence[str] = ()) -> GradedProgram:
+        """The exercise's own truth program (ebpf_lab/exercises/programs/FILE), attached next to the learner's."""
+        from importlib import resources
+
+        text = (resources.files("ebpf_lab") / "exercises" / "programs" / file).read_text()
+        p = self.program(text, hooks, cflags, label=f"grader's {file}")
+        p.compile()
+        p.load()
+        p.attach()
+        return p
+
+    def run_python(self, function: str, *args: Any, check: str, timeout: float = 10.0) -> Any:
+        """Call the learner's Python ``function`` in a child process; a fault records ``check`` as failed."""
+        src = self.sub.python.get(function)
+        if src is None:
+            raise Fail(f"your notebook does not define {function}().",
+                       f"write def {function}(...) in the cell tagged '{self.exercise.py_tag}', keeping its name.")
+        out = _sandbox.run_function(src, function, args, timeout=timeout)
+        if out.ok:
+            return out.value
+        if out.status == "timeout":
+            raise Fail(f"{function}() did not return within {timeout:g} s, so the grader stopped it.",
+                       "look for a loop that never ends (a while loop whose condition never becomes false).")
+        if out.status == "missing":
+            raise Fail(f"your cell runs, but does not define {function}().", f"keep the name {function} as given.")
+        if out.status == "error" and out.error_type == "NotImplementedError":
+            raise Fail(f"{function}() is not written yet (it still raises NotImplementedError).",
+                       "replace `raise NotImplementedError()` with your code.")
+        if out.status == "error":
+            where = f" at line {out.line} of your cell" + (f": {out.text.strip()}" if out.text.strip() else "") if out.line else ""
+            raise Fail(f"{function}() stopped with {out.error_type}: {out.message}{where}.",
+                       _python_hint(out.error_type))
+        if out.status == "unpicklable":
+            raise Fail(f"{function}() returned a {out.error_type}, which cannot be checked.",
+                       "return plain data: a pandas DataFrame, a dict or a list.")
+        raise Fail(f"{function}() crashed the Python interpreter ({out.message}).", "")
+
+    # -- finish
+    def close(self) -> None:
+        ids = [i for p in self.programs for i in p.prog_ids]
+        self.stack.close()
+        self.facts["prog_ids"] = ids
+
+    def verify_clean(self, check: str = "clean") -> None:
+        """After detaching: no program of this run is left in the kernel."""
+        ids = self.facts.get("prog_ids", [])
+        left = wait_gone(ids)
+        if left:
+            self.record(check, FAIL, f"{len(left)} BPF program(s) of this run are still loaded (ids {left}).",
+                        "run `sudo ebpf-lab cleanup`; if this persists, tell your teacher.")
+        else:
+            self.record(check, PASS)
+
+
+def _python_hint(kind: str) -> str:
+    return {
+        "KeyError": "a dict or DataFrame has no such key/column: print what you get to see the names.",
+        "NameError": "a name is used before it is defined, or misspelt.",
+        "TypeError": "a value is not of the type the code expects: print(type(x)) helps.",
+        "AttributeError": "the object has no such attribute/method: check the spelling, or what type it is.",
+        "SyntaxError": "Python cannot read the cell: look at the line named, and the line before it.",
+        "IndentationError": "the indentation of the line named does not match its block.",
+        "ZeroDivisionError": "a division by zero: is your total 0?",
+        "ModuleNotFoundError": "only the standard library, numpy and pandas are available to your function.",
+    }.get(kind, "run your function in the notebook on a small example to see where it goes wrong.")
+
+
+def _has_function(p: GradedProgram, fn: str) -> bool:
+    from .._bcc import import_bcc
+
+    bcc = import_bcc()
+    return bool(bcc.lib.bpf_function_start(p.bpf.module, fn.encode()))
+
+
+# ------------------------------------------------------ the exercise
+class Exercise:
+    """Base class: subclasses set the class attributes and write ``grade``."""
+
+    id: ClassVar[str] = ""
+    lesson: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    level: ClassVar[int] = 1  # difficulty: 1, 2, 3
+    #: check id -> what it checks (in the order they are reported)
+    CHECKS: ClassVar[Dict[str, str]] = {}
+    #: the notebook cell tags and names where answers live
+    bpf_tag: ClassVar[str] = "answer-bpf"
+    bpf_var: ClassVar[str] = "PROGRAM"
+    py_tag: ClassVar[str] = "answer-py"
+    py_functions: ClassVar[Tuple[str, ...]] = ()
+    #: markers a test of this exercise needs (besides root/bpf)
+    needs: ClassVar[Tuple[str, ...]] = ("tracepoints",)
+
+    @property
+    def notebook(self) -> str:
+        return f"{self.id}.ipynb"
+
+    def hook_variants(self) -> List[str]:
+        """Hook paths this exercise can be graded on, best first (e.g. kprobe, then tracepoint)."""
+        return ["tracepoint"]
+
+    def choose_hook(self, force: Optional[str] = None) -> str:
+        variants = self.hook_variants()
+        if force:
+            if force not in variants:
+                raise LabError(f"exercise {self.id}: no hook path {force!r}; paths: {', '.join(variants)}")
+            return force
+        if "kprobe" in variants and _kernel.kprobes_available():
+            return "kprobe"
+        return [v for v in variants if v != "kprobe"][0] if len(variants) > 1 else variants[0]
+
+    def grade(self, g: Grader) -> None:  # pragma: no cover - subclasses
+        raise NotImplementedError
+
+    def run(self, sub: Submission, *, force_hook: Optional[str] = None) -> Report:
+        t0 = time.monotonic()
+        g = Grader(self, sub, force_hook=force_hook)
+        try:
+            _kernel.require_root(f"grading exercise {self.id}")
+            _kernel.ensure_kernel_fs()
+            if sub.problems and sub.bpf is None and not sub.python:
+                first = next(iter(self.CHECKS))
+                g.record(first, FAIL, sub.problems[0], "open the notebook in JupyterLab and check the answer cells.")
+            else:
+                g.hook_path = self.choose_hook(force_hook)
+                try:
+                    self.grade(g)
+                except Stop:
+                    pass
+        except PrivilegeError as e:
+            first = next(iter(self.CHECKS))
+            g.record(first, FAIL, str(e), "grading loads your program into the kernel: it needs root.")
+        except Fail as f:
+            first = next((c for c in self.CHECKS if c not in g.results), next(iter(self.CHECKS)))
+            g.record(first, FAIL, f.message, f.hint)
+        except LabError as e:
+            first = next((c for c in self.CHECKS if c not in g.results), next(iter(self.CHECKS)))
+            g.record(first, FAIL, f"the grader could not run your code: {e}", "")
+        except Exception as e:  # the grader's own fault: say so, kindly, without a traceback
+            first = next((c for c in self.CHECKS if c not in g.results), next(iter(self.CHECKS)))
+            g.record(first, FAIL, f"the grader hit an unexpected problem ({type(e).__name__}: {e}).",
+                     "this is not necessarily your fault: tell your teacher.")
+        finally:
+            g.close()
+        if "clean" in self.CHECKS:
+            g.verify_clean("clean")
+        for c in self.CHECKS:  # everything not reached is reported as skipped
+            if c not in g.results:
+                failed = next((r.check for r in g.results.values() if r.status == FAIL), None)
+                g.results[c] = CheckResult(c, self.CHECKS[c], SKIP,
+                                           f"not checked: '{failed}' has to pass first" if failed else "not reached")
+        ordered = [g.results[c] for c in self.CHECKS]
+        hp = {"kprobe": "graded on kprobes", "tracepoint": "graded on tracepoints (this kernel has no kprobes)"
+              if "kprobe" in self.hook_variants() else "graded on tracepoints"}.get(g.hook_path, g.hook_path)
+        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2))
+
+
+# ------------------------------------------------------ notebooks
+def _cells(nb: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return nb.get("cells", [])
+
+
+def cell_source(cell: Dict[str, Any]) -> str:
+    s = cell.get("source", "")
+    return "".join(s) if isinstance(s, list) else s
+
+
+def cell_tags(cell: Dict[str, Any]) -> List[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def string_assigned(source: str, name: str) -> Tuple[Optional[str], str]:
+    """The string literal assigned to ``name`` in ``source`` (without running it), or a problem."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError as e:
+        return None, f"the cell with your C program is not valid Python (line {e.lineno}: {e.msg})."
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            if isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
+                return node.value.value, ""
+            return None, f"{name} must be a plain string literal (r\"\"\"...\"\"\"), not an expression."
+    return None, f"the cell tagged for your C program does not assign {name} = r\"\"\"...\"\"\"."
+
+
+def functions_defined(source: str, names: Sequence[str]) -> Dict[str, str]:
+    """Which of ``names`` the cell defines; each maps to the whole cell (imports and helpers included)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {n: source for n in names}  # let the sandbox report the syntax error with its line
+    defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+    return {n: source for n in names if n in defined}
+
+
+def submission_from_notebook(path: str, ex: Exercise) -> Submission:
+    try:
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+    except (OSError, ValueError) as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: {e}"])
+    problems: List[str] = []
+    bpf: Optional[str] = None
+    py_src: List[str] = []
+    for cell in _cells(nb):
+        if cell.get("cell_type") != "code":
+            continue
+        tags = cell_tags(cell)
+        if ex.bpf_tag in tags:
+            text, why = string_assigned(cell_source(cell), ex.bpf_var)
+            if text is None:
+                problems.append(why)
+            else:
+                bpf = text
+        if ex.py_tag in tags:
+            py_src.append(cell_source(cell))
+    python: Dict[str, str] = {}
+    if ex.py_functions:
+        src = "\n\n".join(py_src)
+        python = functions_defined(src, ex.py_functions)
+    if bpf is None and not problems and ex.bpf_tag:
+        problems.append(f"no cell tagged '{ex.bpf_tag}' was found (the cell holding {ex.bpf_var} = r\"\"\"...\"\"\").")
+    meta = nb.get("metadata", {}).get("ebpf_lab", {})
+    if meta.get("exercise") and meta["exercise"] != ex.id:
+        problems.append(f"this notebook is for exercise {meta['exercise']!r}, not {ex.id!r}.")
+        bpf, python = None, {}
+    return Submission(bpf, python, path, problems)
+
+
+def submission_from_namespace(ns: Dict[str, Any], ex: Exercise, origin: str = "this notebook") -> Submission:
+    import inspect
+
+    problems: List[str] = []
+    bpf = ns.get(ex.bpf_var)
+    if bpf is not None and not isinstance(bpf, str):
+        problems.append(f"{ex.bpf_var} should be a string holding your C program.")
+        bpf = None
+    python: Dict[str, str] = {}
+    for name in ex.py_functions:
+        fn = ns.get(name)
+        if fn is None:
+            continue
+        try:
+            import linecache
+
+            cell = "".join(linecache.getlines(fn.__code__.co_filename))  # the whole cell (IPython keeps it)
+            python[name] = cell if f"def {name}" in cell else inspect.getsource(fn)
+        except (OSError, TypeError, AttributeError):
+            problems.append(f"the source of {name}() could not be found: run its cell again.")
+    return Submission(bpf, python, origin, problems)

@@ -1,0 +1,294 @@
+"""Classroom exercises: release learner notebooks, check one, grade a folder.
+
+An exercise is a teacher notebook ``notebooks/solutions/<id>.ipynb`` (nbgrader's
+conventions: the answers sit between ``### BEGIN SOLUTION`` and ``### END
+SOLUTION`` lines, answer cells are tagged ``answer-bpf`` / ``answer-py``, the
+graded cell is tagged with a stable id and a docstring saying what it checks)
+and hidden checks in ``ebpf_lab/exercises/`` that run the learner's BPF code on
+the running kernel against the exercise's own workload::
+
+    ebpf-lab exercises                                    # the list
+    ebpf-lab release [--check]                            # solutions/ -> exercises/
+    ebpf-lab check kmalloc-filter my.ipynb                # per-check pass/fail + hints; exit 0 iff all pass
+    ebpf-lab grade submissions/ --exercise kmalloc-filter --csv marks.csv
+
+In a notebook cell: ``from ebpf_lab.grading import check; check("kmalloc-filter", globals())``.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import glob
+import json
+import os
+import re
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import pandas as pd
+
+from .errors import LabError, LabParameterError
+from .exercises import EXERCISES, exercise_ids, get_exercise
+from .exercises._base import (
+    FAIL,
+    PASS,
+    SKIP,
+    Report,
+    Submission,
+    submission_from_namespace,
+    submission_from_notebook,
+)
+
+__all__ = ["check", "grade", "release", "release_notebook", "exercises", "Report"]
+
+BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+C_STUB = "// YOUR CODE HERE"
+PY_STUB = ["# YOUR CODE HERE", "raise NotImplementedError()"]
+MD_STUB = "YOUR ANSWER HERE"
+
+
+def _repo_root() -> str:
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.environ.get("EBPF_LAB_ROOT", here)
+
+
+def notebooks_dir(kind: str, root: Optional[str] = None) -> str:
+    return os.path.join(root or _repo_root(), "notebooks", kind)
+
+
+# ------------------------------------------------------------------ list
+def exercises() -> pd.DataFrame:
+    """A table of the exercises: id, lesson, level, title, checks, learner and teacher notebooks."""
+    rows = []
+    for eid in exercise_ids():
+        ex = get_exercise(eid)
+        rows.append({"id": eid, "lesson": ex.lesson, "level": ex.level, "title": ex.title,
+                     "checks": len(ex.CHECKS), "hooks": "/".join(ex.hook_variants()),
+                     "notebook": f"notebooks/exercises/{ex.notebook}", "solution": f"notebooks/solutions/{ex.notebook}"})
+    return pd.DataFrame(rows)
+
+
+# ------------------------------------------------------------------ check
+def check(exercise_id: str, answer: Union[str, Mapping[str, Any], None] = None, *,
+          force_hook: Optional[str] = None) -> Report:
+    """Grade one answer: ``answer`` is a notebook path, or a notebook's ``globals()``.
+
+    Returns a :class:`Report` (shown as a table in Jupyter; ``str()`` for text).
+    Never raises for the learner's faults: every failure is a check with a hint.
+    """
+    ex = get_exercise(exercise_id)
+    if answer is None or isinstance(answer, Mapping):
+        ns = dict(answer or {})
+        sub = submission_from_namespace(ns, ex)
+    else:
+        sub = submission_from_notebook(os.fspath(answer), ex)
+    return ex.run(sub, force_hook=force_hook)
+
+
+# ------------------------------------------------------------------ grade
+def learner_name(path: str) -> str:
+    """The learner a submission belongs to: its folder (nbgrader: submitted/<learner>/...) or its file stem."""
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return stem
+
+
+def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress: bool = False) -> pd.DataFrame:
+    """Grade every notebook under ``folder``: a DataFrame learner x check ('pass'/'fail'/'skip'), plus score.
+
+    Notebooks are found as ``folder/*.ipynb`` (learner = file stem) and
+    ``folder/<learner>/**/*.ipynb`` (learner = sub-folder, nbgrader's layout).
+    """
+    ex = get_exercise(exercise_id)
+    if not os.path.isdir(folder):
+        raise LabParameterError(f"grading {folder}: no such folder")
+    found: Dict[str, str] = {}
+    for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
+        found[learner_name(path)] = path
+    for sub in sorted(os.listdir(folder)):
+        d = os.path.join(folder, sub)
+        if os.path.isdir(d) and not sub.startswith("."):
+            nbs = sorted(p for p in glob.glob(os.path.join(d, "**", "*.ipynb"), recursive=True)
+                         if ".ipynb_checkpoints" not in p)
+            pick = [p for p in nbs if os.path.basename(p) == ex.notebook] or nbs
+            if pick:
+                found[sub] = pick[0]
+    if not found:
+        raise LabParameterError(f"grading {folder}: no notebooks (*.ipynb) found")
+    rows = []
+    for learner, path in found.items():
+        rep = check(exercise_id, path)
+        if progress:
+            ok, n = rep.score
+            print(f"{learner:<24} {ok}/{n}", file=sys.stderr)
+        row: Dict[str, Any] = {"learner": learner}
+        row.update({r.check: r.status for r in rep.results})
+        ok, n = rep.score
+        row["score"] = ok
+        row["out_of"] = n
+        row["passed"] = rep.passed
+        row["first_problem"] = next((f"{r.check}: {r.message.splitlines()[0] if r.message else ''}"
+                                     for r in rep.results if r.status == FAIL), "")
+        row["notebook"] = path
+        rows.append(row)
+    df = pd.DataFrame(rows).set_index("learner")
+    df.attrs["exercise"] = exercise_id
+    if csv:
+        df.to_csv(csv)
+    return df
+
+
+# ------------------------------------------------------------------ release
+def _strip_solutions(lines: List[str], cell_type: str, where: str) -> List[str]:
+    out: List[str] = []
+    inside = False
+    for ln in lines:
+        body = ln.rstrip("\n")
+        if BEGIN in body:
+            if inside:
+                raise LabError(f"releasing {where}: '{BEGIN}' inside another solution region")
+            inside = True
+            indent = re.match(r"\s*", body).group(0)
+            stripped = body.strip()
+            if cell_type == "markdown":
+                out.append(MD_STUB + "\n")
+            elif stripped.startswith(("//", "/*")):
+                out.append(f"{indent}{C_STUB}\n")
+            else:
+                out.extend(f"{indent}{s}\n" for s in PY_STUB)
+            continue
+        if END in body:
+            if not inside:
+                raise LabError(f"releasing {where}: '{END}' without '{BEGIN}'")
+            inside = False
+            continue
+        if not inside:
+            out.append(ln if ln.endswith("\n") else ln + "\n")
+    if inside:
+        raise LabError(f"releasing {where}: '{BEGIN}' is never closed")
+    if out and lines and not lines[-1].endswith("\n"):
+        out[-1] = out[-1].rstrip("\n")
+    return out
+
+
+def release_notebook(nb: Dict[str, Any], where: str = "notebook") -> Dict[str, Any]:
+    """The learner's version of a teacher notebook: solutions replaced by gaps, outputs cleared."""
+    nb = copy.deepcopy(nb)
+    cells = []
+    for i, cell in enumerate(nb.get("cells", [])):
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "teacher-only" in tags:
+            continue
+        src = cell.get("source", "")
+        lines = src.splitlines(True) if isinstance(src, str) else list(src)
+        cell["source"] = _strip_solutions(lines, cell.get("cell_type", "code"), f"{where} cell {i}")
+        if cell.get("cell_type") == "code":
+            cell["outputs"] = []
+            cell["execution_count"] = None
+        cells.append(cell)
+    nb["cells"] = cells
+    nb.setdefault("metadata", {}).setdefault("ebpf_lab", {})["version"] = "learner"
+    return nb
+
+
+def dump_notebook(nb: Dict[str, Any]) -> str:
+    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
+
+
+def release(*, root: Optional[str] = None, check_only: bool = False) -> List[str]:
+    """Write ``notebooks/exercises/<id>.ipynb`` from ``notebooks/solutions/<id>.ipynb`` for every exercise.
+
+    With ``check_only``, write nothing and return the learner notebooks that differ
+    from a fresh release (empty list: everything is in step).
+    """
+    src_dir, dst_dir = notebooks_dir("solutions", root), notebooks_dir("exercises", root)
+    changed = []
+    for path in sorted(glob.glob(os.path.join(src_dir, "*.ipynb"))):
+        with open(path, encoding="utf-8") as f:
+            nb = json.load(f)
+        text = dump_notebook(release_notebook(nb, os.path.relpath(path, root or _repo_root())))
+        out = os.path.join(dst_dir, os.path.basename(path))
+        old = open(out, encoding="utf-8").read() if os.path.exists(out) else None
+        if old != text:
+            changed.append(out)
+            if not check_only:
+                os.makedirs(dst_dir, exist_ok=True)
+                with open(out, "w", encoding="utf-8") as f:
+                    f.write(text)
+    return changed
+
+
+# ------------------------------------------------------------------ command line
+def _cfg_check(p: argparse.ArgumentParser) -> None:
+    p.description = "grade one notebook: per-check pass/fail with a hint per failure; exit 0 only when all pass"
+    p.add_argument("exercise", help="exercise id (see `ebpf-lab exercises`)")
+    p.add_argument("notebook", help="the learner's .ipynb")
+    p.add_argument("--hook", choices=["kprobe", "tracepoint"], default=None,
+                   help="grade on this hook path (default: kprobes when the kernel has them)")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    if not os.path.exists(args.notebook):
+        raise LabParameterError(f"checking {args.notebook}: no such file")
+    rep = check(args.exercise, args.notebook, force_hook=args.hook)
+    print(rep.text())
+    return 0 if rep.passed else 1
+
+
+def _cfg_grade(p: argparse.ArgumentParser) -> None:
+    p.description = "grade a folder of submitted notebooks: a table learner x check, and a CSV"
+    p.add_argument("folder", help="folder of notebooks (FOLDER/*.ipynb or FOLDER/<learner>/...ipynb)")
+    p.add_argument("--exercise", required=True, help="exercise id")
+    p.add_argument("--csv", help="write the table to this CSV file")
+
+
+def _cmd_grade(args: argparse.Namespace) -> int:
+    df = grade(args.folder, args.exercise, csv=args.csv, progress=True)
+    checks = [c for c in get_exercise(args.exercise).CHECKS]
+    short = df[checks + ["score", "out_of"]].replace({PASS: "ok", FAIL: "FAIL", SKIP: "-"})
+    import pandas as _pd
+
+    with _pd.option_context("display.width", 200, "display.max_columns", 40):
+        print(short.to_string())
+    print(f"{int(df['passed'].sum())}/{len(df)} learners passed every check")
+    if args.csv:
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _cfg_release(p: argparse.ArgumentParser) -> None:
+    p.description = "make notebooks/exercises/ (learner versions) from notebooks/solutions/ (teacher versions)"
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a learner notebook is out of date")
+
+
+def _cmd_release(args: argparse.Namespace) -> int:
+    changed = release(check_only=args.check)
+    for c in changed:
+        print(("out of date: " if args.check else "wrote ") + os.path.relpath(c, _repo_root()))
+    if not changed:
+        print("release: every learner notebook matches its teacher notebook")
+    return 1 if (args.check and changed) else 0
+
+
+def _cfg_list(p: argparse.ArgumentParser) -> None:
+    p.description = "list the exercises"
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    df = exercises()
+    for r in df.itertuples():
+        print(f"{r.id:<22} lesson {r.lesson:<12} level {r.level}  {r.title}  [{r.hooks}, {r.checks} checks]")
+    return 0
+
+
+def _register() -> None:
+    try:
+        from .cli import EXTRA_COMMANDS
+    except ImportError:  # pragma: no cover
+        return
+    EXTRA_COMMANDS.setdefault("exercises", (_cfg_list, _cmd_list))
+    EXTRA_COMMANDS.setdefault("release", (_cfg_release, _cmd_release))
+    EXTRA_COMMANDS.setdefault("check", (_cfg_check, _cmd_check))
+    EXTRA_COMMANDS.setdefault("grade", (_cfg_grade, _cmd_grade))
+
+
+_register()
