@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Build, or reuse, the guest-kernel tier's image: Debian bookworm with its
+# stock kernel (which has kprobes, unlike some hosts'), the matching headers,
+# bcc, clang, and a venv with the project's Python dependencies. Used by
+# vm/run-guest.sh; booted under QEMU by tests/guest/.
+#
+#   sudo vm/image.sh            build if needed; print the image folder on stdout
+#   sudo vm/image.sh --hash     print the recipe hash and exit
+#
+# The image lives in $EBPF_LAB_GUEST_CACHE (default /var/cache/ebpf-lab/guest)
+# under a hash of the recipe: this script, vm/guest-packages.txt,
+# vm/guest-init.sh and the Python requirements taken from pyproject.toml
+# ([project] dependencies + the "test" extra; the requirement strings, not the
+# whole file, so that unrelated pyproject edits do not rebuild the image).
+# A changed recipe builds a new image; an unchanged one is reused. The build
+# runs in <hash>.tmp.<pid>/ and is renamed into place only when complete.
+# Progress goes to stderr, the full log to build.log in the image folder.
+#
+# Needs root, debootstrap, e2fsprogs and Debian's mirror. Python wheels are
+# downloaded on the host (it reaches PyPI) and installed offline in the chroot.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+cache=${EBPF_LAB_GUEST_CACHE:-/var/cache/ebpf-lab/guest}
+mirror=${EBPF_LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+security_mirror=${EBPF_LAB_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+suite=bookworm
+guest_python=3.11   # bookworm's python3: the wheels are chosen for it
+keep_images=2       # finished images kept in the cache (newest first)
+
+export EBPF_LAB_IMAGE_T0=${EBPF_LAB_IMAGE_T0:-$(date +%s)}
+say() { printf '[image +%3ds] %s\n' "$(( $(date +%s) - EBPF_LAB_IMAGE_T0 ))" "$*" >&2; }
+die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
+
+# Host Python used for parsing pyproject.toml and downloading wheels.
+host_py=/usr/bin/python3
+[ -x "$repo/.venv/bin/python" ] && host_py=$repo/.venv/bin/python
+
+requirements() {  # the project's runtime + test requirements, one per line
+    "$host_py" - "$repo/pyproject.toml" <<'PY'
+import sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    project = tomllib.load(f)["project"]
+reqs = list(project.get("dependencies", []))
+reqs += project.get("optional-dependencies", {}).get("test", [])
+print("\n".join(reqs))
+PY
+}
+
+packages() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-packages.txt" | tr -s ' \t' '\n\n' | sed '/^$/d'; }
+
+recipe_hash() {
+    {
+        echo "suite=$suite python=$guest_python"
+        sha256sum "$here/image.sh" "$here/guest-packages.txt" "$here/guest-init.sh" | cut -d' ' -f1
+        requirements
+    } | sha256sum | cut -c1-16
+}
+
+# Refuse to delete a folder that has anything mounted under it.
+safe_rm() {
+    local d=$1
+    [ -e "$d" ] || return 0
+    if findmnt -rn -o TARGET | grep -qF -- "$(realpath "$d")"; then
+        die "$d still has mounts under it; unmount them first (findmnt | grep $d)"
+    fi
+    rm -rf --one-file-system -- "$d"
+}
+
+# --------------------------------------------------- stage run in a private
+# mount namespace: every mount made here (debootstrap's, /proc for apt)
+# disappears with the process, whatever happens to it.
+if [ "${1:-}" = "--stage-rootfs" ]; then
+    tmp=$2; rootfs=$tmp/rootfs
+    log=$tmp/build.log
+    chr() { env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 \
+                DEBIAN_FRONTEND=noninteractive chroot "$rootfs" "$@"; }
+
+    say "debootstrap --variant=minbase $suite (from $mirror)"
+    debootstrap --variant=minbase "$suite" "$rootfs" "$mirror" >>"$log" 2>&1 \
+        || die "debootstrap failed; see $log"
+
+    cat >"$rootfs/etc/apt/sources.list" <<EOF
+deb $mirror $suite main
+deb $mirror $suite-updates main
+deb $security_mirror $suite-security main
+EOF
+    printf '#!/bin/sh\nexit 101\n' >"$rootfs/usr/sbin/policy-rc.d"; chmod 755 "$rootfs/usr/sbin/policy-rc.d"
+    echo ebpf-lab-guest >"$rootfs/etc/hostname"
+    echo "/dev/vda / ext4 rw,relatime 0 1" >"$rootfs/etc/fstab"
+    # Written before initramfs-tools is installed (kept with --force-confold),
+    # so the first initrd already holds what the guest boots from: the Debian
+    # kernel builds virtio, ext4 and 9p as modules.
+    mkdir -p "$rootfs/etc/initramfs-tools"
+    printf '%s\n' virtio_pci virtio_blk virtio_ring ext4 9pnet 9pnet_virtio 9p \
+        >"$rootfs/etc/initramfs-tools/modules"
+    mount -t proc proc "$rootfs/proc"
+    mount -t sysfs sysfs "$rootfs/sys"
+
+    # EBPF_LAB_IMAGE_STAGE=base (added for vm/vagrant-box.sh, the VM tier's
+    # Vagrant box): stop here with the shared base, i.e. debootstrap, the
+    # sources above and the stock kernel with its initrd; the caller adds the
+    # rest. One Debian-guest recipe for both tiers.
+    if [ "${EBPF_LAB_IMAGE_STAGE:-}" = base ]; then
+        say "apt-get install the stock kernel and initramfs-tools (base stage)"
+        chr apt-get update >>"$log" 2>&1 || die "apt-get update in the chroot failed; see $log"
+        chr apt-get install -y --no-install-recommends \
+            -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef \
+            linux-image-amd64 initramfs-tools >>"$log" 2>&1 || die "apt-get install in the chroot failed; see $log"
+        umount "$rootfs/sys" "$rootfs/proc"
+        exit 0
+    fi
+
+    mapfile -t pkgs < <(packages)
+    say "apt-get install ${#pkgs[@]} packages (kernel, headers, bcc, clang, ...)"
+    chr apt-get update >>"$log" 2>&1 || die "apt-get update in the chroot failed; see $log"
+    chr apt-get install -y --no-install-recommends \
+        -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef \
+        "${pkgs[@]}" >>"$log" 2>&1 || die "apt-get install in the chroot failed; see $log"
+
+    say "venv /opt/ebpf-lab/venv with the project's requirements (offline)"
+    chr python3 -m venv /opt/ebpf-lab/venv >>"$log" 2>&1 || die "python3 -m venv failed; see $log"
+    chr /opt/ebpf-lab/venv/bin/python -m pip install --no-cache-dir --no-index \
+        --find-links /var/tmp/wheels -r /var/tmp/wheels/requirements.txt >>"$log" 2>&1 \
+        || die "pip install in the chroot failed; see $log"
+    # bcc is the OS's (python3-bpfcc); expose just that package to the venv.
+    mkdir -p "$rootfs/opt/ebpf-lab/bccpath"
+    ln -sfn /usr/lib/python3/dist-packages/bcc "$rootfs/opt/ebpf-lab/bccpath/bcc"
+    install -m 755 "$here/guest-init.sh" "$rootfs/sbin/ebpf-lab-init"
+
+    # Checks: one kernel, its headers, the boot modules in the initrd, bcc.
+    mapfile -t kernels < <(cd "$rootfs/boot" && ls vmlinuz-* 2>/dev/null)
+    [ "${#kernels[@]}" = 1 ] || die "expected one kernel in the image, found: ${kernels[*]:-none}"
+    kver=${kernels[0]#vmlinuz-}
+    [ -e "$rootfs/lib/modules/$kver/build/Makefile" ] || die "no headers for $kver in the image (linux-headers-amd64 and linux-image-amd64 out of step?)"
+    [ -s "$rootfs/boot/initrd.img-$kver" ] || die "no initrd for $kver"
+    inird=$(chr lsinitramfs "/boot/initrd.img-$kver")
+    for m in virtio_pci virtio_blk ext4 9p 9pnet_virtio; do
+        grep -q "/$m\.ko" <<<"$inird" || die "module $m is missing from the initrd"
+    done
+    chr /opt/ebpf-lab/venv/bin/python -c 'import sys; sys.path.append("/opt/ebpf-lab/bccpath"); import bcc, pytest, numpy; print("bcc", bcc.__file__)' \
+        >>"$log" 2>&1 || die "the guest venv cannot import bcc/pytest/numpy; see $log"
+
+    cp "$rootfs/boot/vmlinuz-$kver" "$tmp/vmlinuz"
+    cp "$rootfs/boot/initrd.img-$kver" "$tmp/initrd.img"
+    {
+        echo "kernel $kver"
+        chr dpkg-query -W -f='${Package} ${Version}\n' "linux-image-$kver" "linux-headers-$kver" python3-bpfcc clang bpftrace python3
+        chr /opt/ebpf-lab/venv/bin/python -m pip freeze
+    } >"$tmp/manifest.txt"
+
+    chr apt-get clean
+    rm -rf "$rootfs/var/lib/apt/lists/"* "$rootfs/var/tmp/wheels"
+    umount "$rootfs/sys" "$rootfs/proc"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- main
+hash=$(recipe_hash)
+[ "${1:-}" = "--hash" ] && { echo "$hash"; exit 0; }
+[ $# -eq 0 ] || die "unknown option '$1' (usage: vm/image.sh [--hash])"
+
+final=$cache/$hash
+if [ -f "$final/ok" ]; then
+    touch "$final/ok"
+    say "reusing $final ($(head -1 "$final/manifest.txt"))"
+    echo "$final"
+    exit 0
+fi
+
+[ "$(id -u)" = 0 ] || die "building the guest image needs root (debootstrap, chroot): run it with sudo"
+for tool in debootstrap mkfs.ext4 unshare chroot; do
+    command -v "$tool" >/dev/null || die "$tool is not installed (sudo scripts/setup.sh --test)"
+done
+
+mkdir -p "$cache"
+exec 9>"$cache/.$hash.lock"
+if ! flock -n 9; then
+    say "another build of $hash is running; waiting for it"
+    flock 9
+fi
+if [ -f "$final/ok" ]; then echo "$final"; exit 0; fi
+
+# Leftovers of an interrupted build (its mount namespace died with it).
+for old in "$cache/$hash".tmp.* "$final"; do
+    [ -e "$old" ] && { say "removing the unfinished build $old"; safe_rm "$old"; }
+done
+
+tmp=$cache/$hash.tmp.$$
+mkdir -p "$tmp"
+log=$tmp/build.log
+on_exit() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ -d "$tmp" ]; then
+        cp "$log" "$cache/$hash.failed.log" 2>/dev/null || true
+        say "build failed; log kept in $cache/$hash.failed.log"
+        safe_rm "$tmp" || true
+    fi
+}
+trap on_exit EXIT
+say "building the guest image $hash in $tmp (log: $log)"
+
+# 1. wheels on the host, for the guest's Python (bookworm: CPython 3.11).
+mkdir -p "$tmp/wheels"
+requirements >"$tmp/wheels/requirements.txt"
+say "pip download: $(paste -sd' ' "$tmp/wheels/requirements.txt")"
+# pip expands only manylinux2014/2010 to older tags: list glibc 2.36 (bookworm) .. 2.17.
+plats=(); for n in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${n}_x86_64"); done
+"$host_py" -m pip download --quiet --dest "$tmp/wheels" --only-binary=:all: \
+    --python-version "$guest_python" --implementation cp --abi "cp${guest_python/./}" \
+    "${plats[@]}" --platform manylinux2014_x86_64 \
+    -r "$tmp/wheels/requirements.txt" >>"$log" 2>&1 \
+    || die "pip download failed; see $log"
+
+# 2. the root filesystem, in a private mount namespace.
+mkdir -p "$tmp/rootfs/var/tmp"
+mv "$tmp/wheels" "$tmp/rootfs/var/tmp/wheels"
+unshare --mount --propagation private -- "$here/image.sh" --stage-rootfs "$tmp"
+
+# 3. the ext4 image, made from the folder (no loop mount).
+used_mb=$(du -sm --one-file-system "$tmp/rootfs" | cut -f1)
+size_mb=$(( used_mb + 1024 )); [ "$size_mb" -lt 3072 ] && size_mb=3072
+say "mkfs.ext4 -d rootfs (${used_mb} MB used) -> image.ext4 (${size_mb} MB, sparse)"
+mkfs.ext4 -q -F -L ebpflab-root -d "$tmp/rootfs" "$tmp/image.ext4" "${size_mb}M" >>"$log" 2>&1 \
+    || die "mkfs.ext4 failed; see $log"
+safe_rm "$tmp/rootfs"
+
+echo "$hash" >"$tmp/ok"
+mv "$tmp" "$final"
+log=$final/build.log
+rm -f "$cache/$hash.failed.log"
+say "done in $(( $(date +%s) - EBPF_LAB_IMAGE_T0 )) s: $final ($(head -1 "$final/manifest.txt"))"
+
+# Keep the newest few images: each holds ~2-3 GB.
+ls -1dt "$cache"/*/ok 2>/dev/null | tail -n +$((keep_images + 1)) | while read -r stale; do
+    d=$(dirname "$stale")
+    [ "$d" = "$final" ] && continue
+    say "pruning the old image $d"
+    safe_rm "$d" || true
+done
+echo "$final"
