@@ -20,7 +20,7 @@ from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
-__all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints"]
+__all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table"]
 
 
 def list_tracepoints(pattern: str = "") -> pd.DataFrame:
@@ -194,3 +194,73 @@ def symbolize(addrs: np.ndarray) -> pd.Categorical:
             names.append(hex(a))
     cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
     return pd.Categorical.from_codes(remap.astype(np.int32)[codes], categories=pd.Index(cats, dtype=object))
+
+
+# ------------------------------------------------------------------ plots
+def _axes(ax: Any) -> Any:
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(8, 3.5))
+    return ax
+
+
+def plot_sizes(df: pd.DataFrame, ax: Any = None, title: str = "") -> Any:
+    """Histogram of bytes_alloc on log2 buckets (the shape of kernel allocation sizes)."""
+    ax = _axes(ax)
+    if len(df):
+        b = np.log2(np.maximum(df["bytes_alloc"].to_numpy(), 1)).astype(int)
+        counts = np.bincount(b)
+        nz = np.nonzero(counts)[0]
+        ax.bar(nz, counts[nz], color="#4c72b0")
+        ax.set_xticks(nz)
+        ax.set_xticklabels([f"{1 << k:,}" for k in nz], rotation=45, ha="right")
+        ax.set_yscale("log")
+    ax.set_xlabel("bytes_alloc (log2 bucket lower bound, bytes)")
+    ax.set_ylabel("allocations (log scale)")
+    ax.set_title(title or f"kmalloc sizes: {len(df):,} allocations ≥ {df.attrs.get('params', {}).get('min_bytes', '?')} bytes")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_top(df: pd.DataFrame, by: str = "comm", n: int = 10, ax: Any = None) -> Any:
+    """Top allocators by total bytes_alloc, grouped by ``by`` (comm, pid or call_site_sym)."""
+    ax = _axes(ax)
+    top = df.groupby(by, observed=True)["bytes_alloc"].agg(["sum", "count"]).nlargest(n, "sum")[::-1]
+    labels = [str(i) for i in top.index]
+    ax.barh(labels, top["sum"] / 1024, color="#dd8452")
+    for y, (s, c) in enumerate(zip(top["sum"], top["count"])):
+        ax.text(s / 1024, y, f" {c:,} calls", va="center", fontsize=8)
+    ax.set_xlabel("KiB allocated (bytes_alloc summed)")
+    ax.set_title(f"Who allocates the most? top {len(top)} by {by}")
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_slack(df: pd.DataFrame, ax: Any = None) -> Any:
+    """Requested vs allocated: the allocator rounds requests up to size classes."""
+    ax = _axes(ax)
+    g = df.groupby("bytes_alloc")[["bytes_req", "slack"]].agg({"bytes_req": "count", "slack": "sum"})
+    g = g[g["bytes_req"] > 0]
+    wasted = g["slack"] / (g.index.to_numpy() * g["bytes_req"]) * 100
+    ax.bar([f"{i:,}" for i in g.index], wasted, color="#55a868")
+    ax.set_xlabel("size class (bytes_alloc)")
+    ax.set_ylabel("% of the class's bytes unused")
+    total = 100 * df["slack"].sum() / max(1, df["bytes_alloc"].sum())
+    ax.set_title(f"Slack: requested vs allocated — {total:.1f}% of all allocated bytes were never asked for")
+    ax.tick_params(axis="x", rotation=45)
+    ax.figure.tight_layout()
+    return ax
+
+
+def plot_histogram_table(hist: pd.DataFrame, ax: Any = None) -> Any:
+    """The in-kernel histogram (BPF map) as bars."""
+    ax = _axes(ax)
+    ax.bar([f"{lo:,}-{hi:,}" for lo, hi in zip(hist["low"], hist["high"])], hist["count"], color="#8172b3")
+    ax.set_yscale("log")
+    ax.set_xlabel("bytes_alloc bucket (aggregated inside the kernel)")
+    ax.set_ylabel("allocations (log scale)")
+    ax.set_title(f"In-kernel histogram: {int(hist['count'].sum()):,} allocations, 0 events sent to Python")
+    ax.tick_params(axis="x", rotation=45)
+    ax.figure.tight_layout()
+    return ax
