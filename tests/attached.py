@@ -1,0 +1,72 @@
+"""What this test process left attached in the kernel: BPF programs and probe events.
+
+Used by the lesson tests (01, 03) after a lesson ran: nothing may stay behind.
+Checks three things, each one a different way a probe can outlive its lesson:
+
+- this process's file descriptors on BPF programs, maps, links and perf events
+  (``conftest.bpf_fds``): bcc attaches kprobes, uprobes and tracepoints through
+  perf events held open by the process;
+- ``bpftool prog show``: no program with one of the lesson's handler names
+  that was loaded after the snapshot was taken;
+- tracefs ``kprobe_events`` / ``uprobe_events``: no ``p_``/``r_`` entries that
+  bcc created for this process (bcc names them ``..._bcc_<pid>``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from typing import Dict, Iterable, List
+
+from conftest import bpf_fds
+
+
+def bpftool_progs() -> List[dict]:
+    exe = shutil.which("bpftool")
+    if exe is None:
+        return []
+    r = subprocess.run([exe, "prog", "show", "--json"], capture_output=True, text=True, timeout=60)
+    try:
+        return json.loads(r.stdout or "[]")
+    except ValueError:
+        return []
+
+
+def probe_event_lines() -> List[str]:
+    out: List[str] = []
+    for t in ("/sys/kernel/tracing", "/sys/kernel/debug/tracing"):
+        for name in ("kprobe_events", "uprobe_events"):
+            try:
+                with open(os.path.join(t, name)) as f:
+                    out += [f"{name}: {ln.strip()}" for ln in f if ln.strip()]
+            except OSError:
+                pass
+    return out
+
+
+class Snapshot:
+    """Take before a lesson runs; ``leftovers()`` after it lists what stayed."""
+
+    def __init__(self, handler_names: Iterable[str]) -> None:
+        # The kernel keeps the first 15 bytes of a program's name.
+        self.names = {n[:15] for n in handler_names}
+        self.fds = bpf_fds()
+        self.max_id = max([p.get("id", 0) for p in bpftool_progs()] or [0])
+
+    def leftovers(self) -> Dict[str, object]:
+        import gc
+
+        gc.collect()
+        found: Dict[str, object] = {}
+        now = bpf_fds()
+        leaked = {k: now[k] - self.fds[k] for k in now if now[k] > self.fds[k]}
+        if leaked:
+            found["fds"] = leaked
+        progs = [p for p in bpftool_progs() if p.get("id", 0) > self.max_id and p.get("name") in self.names]
+        if progs:
+            found["programs"] = [(p["id"], p.get("type"), p.get("name")) for p in progs]
+        mine = [ln for ln in probe_event_lines() if f"bcc_{os.getpid()}" in ln]
+        if mine:
+            found["probe_events"] = mine
+        return found
