@@ -200,62 +200,112 @@ def factorize(values: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
     return np.asarray(codes, dtype=np.int32), np.asarray(uniques)
 
 
+def encode_bytes(col: np.ndarray) -> "tuple[np.ndarray, np.ndarray]":
+    """Fixed-size byte strings -> (int32 codes, distinct values), exactly, by hashing 64-bit words."""
+    n = len(col)
+    width = col.dtype.itemsize
+    raw = np.ascontiguousarray(col).view(np.uint8).reshape(n, width)
+    pad = (-width) % 8
+    if pad:
+        raw = np.concatenate([raw, np.zeros((n, pad), np.uint8)], axis=1)
+    words = raw.view(np.uint64)
+    key = np.zeros(n, np.int64)
+    for i in range(words.shape[1]):  # exact combination: codes of (codes, next word)
+        c, u = factorize(words[:, i])
+        key, _ = factorize(key * len(u) + c)
+    codes, uniq_keys = factorize(key)
+    firsts = np.zeros(len(uniq_keys), np.int64)
+    firsts[codes[::-1]] = np.arange(n - 1, -1, -1)
+    return codes, col[firsts]
+
+
+def _decode(b: bytes) -> str:
+    return b.split(b"\0", 1)[0].decode("utf-8", "replace")
+
+
+def category_from_codes(codes: np.ndarray, values: np.ndarray) -> pd.Categorical:
+    """codes into distinct byte strings -> a sorted pandas categorical of decoded text."""
+    names = np.array([_decode(v) for v in values.tolist()], dtype=object)
+    cats, remap = np.unique(names, return_inverse=True)  # also merges values that decode equal
+    return pd.Categorical.from_codes(remap.astype(np.int32)[codes], categories=pd.Index(cats, dtype=object))
+
+
 def bytes_to_category(col: np.ndarray) -> pd.Categorical:
     """Fixed-size C strings (numpy 'S16') -> a pandas categorical, decoding each distinct value once."""
     if len(col) == 0:
         return pd.Categorical([])
-    width = col.dtype.itemsize
-    pad = (-width) % 8
-    raw = np.ascontiguousarray(col).view(np.uint8).reshape(len(col), width)
-    if pad:
-        raw = np.concatenate([raw, np.zeros((len(col), pad), np.uint8)], axis=1)
-    words = raw.view(np.uint64)  # each string as a few exact 64-bit words
-    key = np.zeros(len(col), np.int64)
-    for i in range(words.shape[1]):  # exact combination: codes of codes
-        c, u = factorize(words[:, i])
-        key = key * len(u) + c
-        key, _ = factorize(key)
-    codes_all, uniq_keys = factorize(key)
-    firsts = np.zeros(len(uniq_keys), np.int64)
-    firsts[codes_all[::-1]] = np.arange(len(col) - 1, -1, -1)
-    names = [col[i].split(b"\0", 1)[0].decode("utf-8", "replace") for i in firsts]
-    cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(remap.astype(np.int32)[codes_all], categories=pd.Index(cats, dtype=object))
+    codes, values = encode_bytes(col)
+    return category_from_codes(codes, values)
 
 
 class ChunkedRecords:
-    """Drained record chunks, read column by column.
+    """Drained events kept column by column, handed over one column at a time.
 
-    ``records["field"]`` concatenates just that field, so turning events into a
-    DataFrame never holds a second full copy of the raw records.
+    Each drained chunk is split into one array per field; ``records["field"]``
+    concatenates that field and releases its chunks. Building a DataFrame
+    therefore never holds the raw records and the finished columns in full at
+    the same time. Each field can be taken once.
     """
 
-    def __init__(self, chunks: List[np.ndarray], dtype: Optional[np.dtype], limit: Optional[int] = None) -> None:
+    def __init__(self, dtype: Optional[np.dtype]) -> None:
         self.dtype = dtype
-        self._chunks: List[np.ndarray] = []
-        left = limit if limit is not None else None
-        for c in chunks:
-            if left is not None:
-                c = c[:left]
+        self._cols: Dict[str, List[np.ndarray]] = {n: [] for n in (dtype.names or ())} if dtype is not None else {}
+        self._dicts: Dict[str, Dict[bytes, int]] = {}
+        self._n = 0
+
+    def add(self, arr: np.ndarray) -> None:
+        for name in self._cols:
+            col = arr[name]
+            if col.dtype.kind == "S":  # strings (comm): dictionary-encoded as they arrive
+                codes, values = encode_bytes(col)
+                table = self._dicts.setdefault(name, {})
+                remap = np.array([table.setdefault(v, len(table)) for v in values.tolist()], dtype=np.int32)
+                self._cols[name].append(remap[codes])
+            else:
+                self._cols[name].append(np.ascontiguousarray(col))
+        self._n += len(arr)
+
+    def category(self, field: str) -> pd.Categorical:
+        """A string field as a pandas categorical (takes the field)."""
+        codes = self._take(field)
+        values = np.array(list(self._dicts.get(field, {})), dtype=self.dtype[field] if self.dtype is not None else "S16")
+        if len(codes) == 0:
+            return pd.Categorical([])
+        return category_from_codes(codes, values)
+
+    def limit(self, n: int) -> None:
+        """Keep only the first ``n`` events."""
+        if n >= self._n:
+            return
+        for name, chunks in self._cols.items():
+            kept, left = [], n
+            for c in chunks:
+                if left <= 0:
+                    break
+                kept.append(c[:left])
                 left -= len(c)
-            if len(c):
-                self._chunks.append(c)
-        self._n = sum(len(c) for c in self._chunks)
+            self._cols[name] = kept
+        self._n = n
 
     def __len__(self) -> int:
         return self._n
 
-    def __getitem__(self, field: str) -> np.ndarray:
-        if not self._chunks:
-            return np.empty(0, self.dtype[field] if self.dtype is not None else np.uint8)
-        if len(self._chunks) == 1:
-            return self._chunks[0][field]
-        return np.concatenate([c[field] for c in self._chunks])
+    def _take(self, field: str) -> np.ndarray:
+        if field not in self._cols:
+            raise KeyError(f"{field!r}: no such field, or already taken (each field can be taken once)")
+        chunks = self._cols.pop(field)
+        if not chunks:
+            return np.empty(0, np.int32 if field in self._dicts or (self.dtype is not None and self.dtype[field].kind == "S")
+                            else (self.dtype[field] if self.dtype is not None else np.uint8))
+        return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
-    def to_array(self) -> np.ndarray:
-        if not self._chunks:
-            return np.empty(0, self.dtype if self.dtype is not None else np.uint8)
-        return np.concatenate(self._chunks)
+    def __getitem__(self, field: str) -> np.ndarray:
+        """The field as one numpy array (takes the field)."""
+        if self.dtype is not None and self.dtype[field].kind == "S":
+            codes = self._take(field)
+            values = np.array(list(self._dicts.get(field, {})), dtype=self.dtype[field])
+            return values[codes] if len(codes) else np.empty(0, self.dtype[field])
+        return self._take(field)
 
 
 class Lesson:
@@ -293,7 +343,7 @@ class Lesson:
         self.workload: Optional[Workload] = None
         self._stack = contextlib.ExitStack()
         self._reader: Optional[RingReader] = None
-        self._pending: List[np.ndarray] = []
+        self._pending: Optional[ChunkedRecords] = None
         self.compile_log = ""
         _live.add(self)
 
@@ -529,7 +579,9 @@ class Lesson:
             return 0
         arr = self._reader.drain()
         if len(arr):
-            self._pending.append(arr)
+            if self._pending is None:
+                self._pending = ChunkedRecords(self._reader.dtype)
+            self._pending.add(arr)
         return len(arr)
 
     def collect(self, seconds: Optional[float] = None, *, max_events: Optional[int] = None,
@@ -547,7 +599,7 @@ class Lesson:
         wl = self.workload
         limit = seconds if seconds is not None else (60.0 if wl else self.default_seconds)
         t0 = time.monotonic()
-        n = sum(len(a) for a in self._pending)
+        n = len(self._pending) if self._pending is not None else 0
         try:
             with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}", quiet=quiet) as prog:
                 done_at: Optional[float] = None
@@ -565,8 +617,10 @@ class Lesson:
                     prog.update(now - t0, f"{n:,} events")
                     time.sleep(self.poll_interval)
                 n += self.drain()
-            arr = ChunkedRecords(self._pending, self._reader.dtype if self._reader else None, max_events)
-            self._pending = []
+            arr = self._pending or ChunkedRecords(self._reader.dtype if self._reader else None)
+            self._pending = None
+            if max_events is not None:
+                arr.limit(max_events)
             df = self.to_frame(arr)  # type: ignore[arg-type]
             del arr
         except BaseException:

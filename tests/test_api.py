@@ -86,11 +86,23 @@ def test_bytes_to_category_exact():
 
 def test_chunked_records_columns_and_limit():
     dt = np.dtype([("a", "<u4"), ("b", "<u8")])
-    chunks = [np.array([(1, 10), (2, 20)], dt), np.array([(3, 30)], dt)]
-    r = ChunkedRecords(chunks, dt, limit=2)
+    r = ChunkedRecords(dt)
+    r.add(np.array([(1, 10), (2, 20)], dt))
+    r.add(np.array([(3, 30)], dt))
+    assert len(r) == 3
+    r.limit(2)
     assert len(r) == 2 and list(r["b"]) == [10, 20]
-    assert list(ChunkedRecords(chunks, dt)["a"]) == [1, 2, 3]
-    assert len(ChunkedRecords([], dt)["a"]) == 0
+    with pytest.raises(KeyError, match="taken once"):
+        r["b"]
+    assert len(ChunkedRecords(dt)["a"]) == 0
+    st = np.dtype([("comm", "S16"), ("x", "<u4")])
+    r = ChunkedRecords(st)
+    r.add(np.array([(b"bash", 1), (b"cat", 2)], st))
+    r.add(np.array([(b"cat", 3), (b"zsh", 4), (b"bash", 5)], st))
+    assert list(r.category("comm")) == ["bash", "cat", "cat", "zsh", "bash"]
+    r2 = ChunkedRecords(st)
+    r2.add(np.array([(b"bash", 1), (b"cat", 2)], st))
+    assert list(r2["comm"]) == [b"bash", b"cat"]
 
 
 def test_wall_clock_is_now():

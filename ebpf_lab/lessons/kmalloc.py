@@ -128,15 +128,16 @@ class KmallocLesson(Lesson):
     def to_frame(self, arr: Any) -> pd.DataFrame:
         n = len(arr)
         cs = arr["call_site"]
+        ts = arr["ts_ns"].astype(np.int64)
         req = arr["bytes_req"].astype(np.int64)
         alloc = arr["bytes_alloc"].astype(np.int64)
         cols = {
-            "time": wall_clock(arr["ts_ns"]),
-            "ts_ns": arr["ts_ns"].astype(np.int64),
+            "time": wall_clock(ts),
+            "ts_ns": ts,
             "cpu": arr["cpu"].astype(np.int16),
             "pid": arr["pid"].astype(np.int32),
             "tid": arr["tid"].astype(np.int32),
-            "comm": bytes_to_category(arr["comm"]),
+            "comm": arr.category("comm") if hasattr(arr, "category") else bytes_to_category(arr["comm"]),
             "bytes_req": req,
             "bytes_alloc": alloc,
             "slack": alloc - req,
