@@ -15,6 +15,10 @@ from ._base import Exercise
 EXERCISES: Dict[str, str] = {
     "kmalloc-filter": "ebpf_lab.exercises.kmalloc:KmallocFilter",
     "kmalloc-per-pid": "ebpf_lab.exercises.kmalloc:KmallocPerPid",
+    "kill-to-pid": "ebpf_lab.exercises.kill:KillToPid",
+    "kill-signal-counts": "ebpf_lab.exercises.kill:KillSignalCounts",
+    "openat-failures": "ebpf_lab.exercises.openat:OpenatFailures",
+    "openat-latency": "ebpf_lab.exercises.openat:OpenatLatency",
 }
 
 

@@ -222,12 +222,16 @@ class GradedProgram(Lesson):
 
     def events(self) -> pd.DataFrame:
         """Everything the ring buffer holds now, as a DataFrame of the learner's struct fields."""
-        self.drain()
-        arr = np.concatenate(self._pending) if self._pending else None
-        self._pending = []
-        if arr is None:
-            dt = self._reader.dtype if self._reader is not None else None
-            arr = np.empty(0, dt) if dt is not None else np.empty(0)
+        if self._reader is None:
+            return pd.DataFrame()
+        chunks = []
+        while True:  # read the ring directly: independent of how lessons batch their events
+            arr = self._reader.drain()
+            if not len(arr):
+                break
+            chunks.append(arr)
+        dt = self._reader.dtype
+        arr = np.concatenate(chunks) if chunks else np.empty(0, dt)
         return self.to_frame(arr) if arr.dtype.names else pd.DataFrame()
 
     def map_items(self, name: str) -> List[Tuple[Any, Any]]:
