@@ -394,6 +394,7 @@ class ArgsReturnLesson(_ReportingLesson):
     # ------------------------------------------------------- frame
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
         n = len(arr)
+        ts = arr["ts_ns"].astype(np.int64)  # each field is taken once (arr may be the engine's ChunkedRecords)
         ret = arr["ret"].astype(np.int64)
         flags = arr["flags"].astype(np.int32)
         uflags, inv = np.unique(flags, return_inverse=True) if n else (np.empty(0, np.int32), np.empty(0, np.int64))
@@ -403,8 +404,8 @@ class ArgsReturnLesson(_ReportingLesson):
         fd[ret < 0] = pd.NA
         df = pd.DataFrame(
             {
-                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
-                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "time": wall_clock(ts) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": ts,
                 "pid": arr["pid"].astype(np.int32),
                 "tid": arr["tid"].astype(np.int32),
                 "comm": bytes_to_category(arr["comm"]) if n else pd.Categorical([]),
@@ -522,12 +523,13 @@ class UprobeArgsReturnLesson(_ReportingLesson):
 
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
         n = len(arr)
+        ts = arr["ts_ns"].astype(np.int64)  # each field is taken once (arr may be the engine's ChunkedRecords)
         hooks = {0: self.hooks[0].name + " + uretprobe", 1: self.hooks[2].name + " + uretprobe"} if self.hooks else {}
         fn = arr["fn"].astype(np.int64)
         df = pd.DataFrame(
             {
-                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
-                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "time": wall_clock(ts) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": ts,
                 "pid": arr["pid"].astype(np.int32),
                 "tid": arr["tid"].astype(np.int32),
                 "comm": bytes_to_category(arr["comm"]) if n else pd.Categorical([]),

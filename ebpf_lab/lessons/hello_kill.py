@@ -389,13 +389,14 @@ class HelloKillLesson(Lesson):
     # ------------------------------------------------------------- frame
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
         n = len(arr)
+        ts = arr["ts_ns"].astype(np.int64)  # each field is taken once (arr may be the engine's ChunkedRecords)
         ret = arr["ret"].astype(np.int64)
         sig = arr["sig"].astype(np.int32)
         hook = " + ".join(h.name for h in self.hooks)
         df = pd.DataFrame(
             {
-                "time": wall_clock(arr["ts_ns"]) if n else np.empty(0, "datetime64[ns]"),
-                "ts_ns": arr["ts_ns"].astype(np.int64),
+                "time": wall_clock(ts) if n else np.empty(0, "datetime64[ns]"),
+                "ts_ns": ts,
                 "sender_pid": arr["sender_pid"].astype(np.int32),
                 "sender_tid": arr["sender_tid"].astype(np.int32),
                 "sender_comm": bytes_to_category(arr["sender_comm"]) if n else pd.Categorical([]),

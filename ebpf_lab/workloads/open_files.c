@@ -10,7 +10,8 @@
  * It works in a fresh folder /tmp/ebl-trace-open-XXXXXX (printed first as
  * "dir <path>") holding readable.txt, secret.txt (mode 0600), a folder
  * subdir and a symlink link -> readable.txt, and removes it at the end.
- * Each round opens, in this order:
+ * Creating the two files (O_WRONLY|O_CREAT|O_TRUNC) is reported first.
+ * Then each round opens, in this order:
  *   readable.txt          O_RDONLY                  -> an fd
  *   missing.txt           O_RDONLY                  -> -ENOENT
  *   subdir                O_WRONLY                  -> -EISDIR
@@ -41,7 +42,8 @@ static void path_of(char *out, size_t len, const char *name)
 	snprintf(out, len, "%s/%s", dir, name);
 }
 
-static int do_open(const char *name, int flags, int mode)
+/* openat(AT_FDCWD, dir/name, flags, mode), reported; returns the fd or -errno */
+static int open_reported(const char *name, int flags, int mode)
 {
 	char path[256];
 	path_of(path, sizeof(path), name);
@@ -50,8 +52,15 @@ static int do_open(const char *name, int flags, int mode)
 
 	printf("open %d %d %d %s\n", (int)getpid(), flags, result, path);
 	fflush(stdout);
-	if (fd >= 0)
-		close((int)fd);
+	return result;
+}
+
+static int do_open(const char *name, int flags, int mode)
+{
+	int result = open_reported(name, flags, mode);
+
+	if (result >= 0)
+		close(result);
 	return result;
 }
 
@@ -74,12 +83,11 @@ int main(int argc, char **argv)
 	must(chmod(dir, 0755) == 0, "chmod");  /* so that nobody may look inside */
 	printf("dir %s\n", dir);
 
-	path_of(path, sizeof(path), "readable.txt");
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	/* set-up: these two openat() calls are reported too */
+	int fd = open_reported("readable.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	must(fd >= 0 && write(fd, "hello\n", 6) == 6, "readable.txt");
 	close(fd);
-	path_of(path, sizeof(path), "secret.txt");
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	fd = open_reported("secret.txt", O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	must(fd >= 0, "secret.txt");
 	close(fd);
 	path_of(path, sizeof(path), "subdir");
