@@ -215,18 +215,33 @@ def main(args: argparse.Namespace) -> int:
     iterations = max(1000, int(events / per_iter))
     print(f"storm: {per_iter:.2f} kmalloc events per iteration; {iterations:,} iterations ~ {events:,} events; "
           f"storm on CPU 0, collector on CPU 1")
+    rounds = max(1, int(getattr(args, "rounds", 3)))
+    runs: Dict[str, List[Dict[str, Any]]] = {m: [] for m in METHODS}
+    for rnd in range(rounds):
+        order = METHODS[rnd % len(METHODS):] + METHODS[:rnd % len(METHODS)]  # rotate: noise hits every method
+        for m in order:
+            res = _spawn(["--child", m, "--iterations", str(iterations)])
+            runs[m].append(res)
+            print(f"  round {rnd + 1}/{rounds} {m:<9} storm {res['storm_rate']:,.0f} it/s, "
+                  f"{res['events_received']:,} events received", flush=True)
+    # Each traced run is compared with the untraced run of its own round.
     results = []
     for m in METHODS:
-        res = _spawn(["--child", m, "--iterations", str(iterations)])
+        speeds = sorted(100.0 * r["storm_rate"] / runs["untraced"][i]["storm_rate"] for i, r in enumerate(runs[m]))
+        med = sorted(runs[m], key=lambda r: r["storm_rate"])[len(runs[m]) // 2]
+        res = dict(med)
+        res["storm_speed_pct"] = round(speeds[len(speeds) // 2], 1)
+        res["speed_spread"] = f"{speeds[0]:.0f}-{speeds[-1]:.0f}%"
+        res["events_lost"] = max((r["events_lost"] or 0) for r in runs[m]) if m != "untraced" else None
+        cpu = sorted(r["cpu_us_per_event"] for r in runs[m] if r["cpu_us_per_event"])
+        res["cpu_us_per_event"] = cpu[len(cpu) // 2] if cpu else None
+        res["peak_rss_mb"] = max(r["peak_rss_mb"] for r in runs[m])
         results.append(res)
-        print(f"  {m:<9} done: storm {res['storm_rate']:,.0f} it/s, {res['events_received']:,} events received", flush=True)
-    base = results[0]["storm_rate"]
-    print()
-    print(f"{'method':<10} {'storm speed':>11} {'known':>9} {'received':>9} {'lost':>8} {'CPU/event':>10} {'peak RSS':>9}")
+    print(f"\nmedians of {rounds} round(s); storm speed spread in brackets; lost = worst round; RSS = highest")
+    print(f"{'method':<10} {'storm speed':>20} {'known':>9} {'received':>9} {'lost':>8} {'CPU/event':>10} {'peak RSS':>9}")
     for r in results:
-        speed = 100.0 * r["storm_rate"] / base
-        r["storm_speed_pct"] = round(speed, 1)
-        print(f"{r['method']:<10} {speed:>10.1f}% {r['events_known'] if r['events_known'] is not None else '-':>9} "
+        print(f"{r['method']:<10} {r['storm_speed_pct']:>9.1f}% ({r['speed_spread']:>8}) "
+              f"{r['events_known'] if r['events_known'] is not None else '-':>9} "
               f"{r['events_received']:>9,} {r['events_lost'] if r['events_lost'] is not None else '-':>8} "
               f"{(str(r['cpu_us_per_event']) + ' us') if r['cpu_us_per_event'] else '-':>10} {r['peak_rss_mb']:>7.0f} MB")
     mem = _spawn(["--frame", str(args.rows)])

@@ -147,6 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("what", choices=["ingest"], help="ingest: tracing a kmalloc storm, ebpf-lab vs plain bcc")
     b.add_argument("--events", type=int, default=500_000, help="storm size in events (default 500000)")
     b.add_argument("--rows", type=int, default=1_000_000, help="rows for the DataFrame memory figure")
+    b.add_argument("--rounds", type=int, default=3, help="repeat every method this many times, interleaved (default 3)")
     b.set_defaults(fn=cmd_bench)
     for name, (configure, handler) in EXTRA_COMMANDS.items():
         sp = sub.add_parser(name)
