@@ -39,10 +39,19 @@ __all__ = [
     "signal_name",
     "errno_name",
     "plot_who_kills_whom",
+    "bcc_module",
 ]
 
 #: pid the workload signals to get ESRCH: above the kernel's PID_MAX_LIMIT (4194304)
 NO_SUCH_PID = 99999999
+
+
+def bcc_module() -> Any:
+    """The operating system's bcc module (Debian's ``python3-bpfcc`` installs it as ``bcc``).
+
+    Afterwards ``from bcc import BPF`` works in this interpreter, even in a venv.
+    """
+    return import_bcc()
 
 
 def syscall_fnname(name: str) -> str:
