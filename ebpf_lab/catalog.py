@@ -13,6 +13,7 @@ from .errors import LabParameterError
 LESSONS: Dict[str, str] = {
     "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
     "tc-classifier": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
+    "xdp-vs-tc": "ebpf_lab.lessons.xdp_vs_tc:XdpVsTcLesson",
     "hello-kill": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
     "args-return": "ebpf_lab.lessons.args_return:ArgsReturnLesson",
     "args-return-uprobes": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",

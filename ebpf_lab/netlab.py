@@ -228,7 +228,7 @@ class LabNetwork:
         with self.ipr(side) as ipr:
             link = ipr.get_links(ipr.link_lookup(ifname=self.ifname[side])[0])[0]
             x = link.get("xdp")
-            mode = x.get("attached") if x is not None else None
+            mode = x.get_attr("IFLA_XDP_ATTACHED") if x is not None else None
             return None if mode in (None, "none") else str(mode)
 
     def ping(self, payload: int, *, count: int = 2, interval: float = 0.02, wait: float = 0.3,

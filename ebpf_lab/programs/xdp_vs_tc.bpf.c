@@ -24,6 +24,9 @@
 #define PORT 9
 #endif
 
+/* Ethernet + IPv4 (no options) + UDP: what rule_drops() reads */
+#define HDR_BYTES (14 + 20 + 8)
+
 BPF_PERCPU_ARRAY(verdicts, u64, 2);
 
 static __always_inline void count(u32 slot)
@@ -62,6 +65,12 @@ int on_xdp(struct xdp_md *ctx)
 
 int on_tc_ingress(struct __sk_buff *skb)
 {
+    /* An sk_buff may keep most of the frame in page fragments (trafgen's
+     * TX_RING frames do: only the Ethernet header is in the linear part), and
+     * direct packet access sees the linear part only. Pull the headers the
+     * rule reads into it first; XDP never has this problem (its frame is linear). */
+    if ((long)skb->data + HDR_BYTES > (long)skb->data_end)
+        bpf_skb_pull_data(skb, HDR_BYTES);
     void *data_end = (void *)(long)skb->data_end;
     void *data = (void *)(long)skb->data;
     if (rule_drops(data, data_end)) {

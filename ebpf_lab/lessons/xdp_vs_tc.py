@@ -1,0 +1,392 @@
+"""Lesson 05 — XDP vs TC vs iptables: the same drop rule at each hook, measured.
+
+Notebook: ``notebooks/05_xdp_tc_iptables.ipynb``. Program:
+``ebpf_lab/programs/xdp_vs_tc.bpf.c`` (one rule, ``rule_drops()``, called from
+an XDP handler and a TC handler); iptables gets the same rule as
+``-p udp --dport PORT -j DROP``.
+
+Traffic: netsniff-ng's ``trafgen`` in the sender namespace blasts one UDP
+datagram (to PORT) over the veth as fast as one CPU can, for a few seconds per
+measurement. Each hook is measured ``repeats`` times, hooks interleaved.
+
+    df = XdpVsTcLesson(seconds=1, repeats=3).run()     # one row per hook x repeat
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import tempfile
+import time
+from typing import Any, Callable, ClassVar, Dict, List, Optional
+
+import numpy as np
+import pandas as pd
+
+from .. import _registry
+from ..engine import Hook, Lesson, Param, State
+from ..errors import AttachError, FeatureUnavailable, LabError, LabParameterError
+from ..netlab import LabNetwork
+from . import _net
+from ._net import RunStats, require_tools
+
+__all__ = ["XdpVsTcLesson", "HOOKS", "plot_hooks", "summarize"]
+
+#: hook name -> what it is
+HOOKS: Dict[str, str] = {
+    "none": "no drop rule: the datagram climbs the whole stack; UDP finds no socket and drops it (baseline)",
+    "xdp-native": "XDP in the veth driver (native mode): before any sk_buff is allocated",
+    "xdp-generic": "XDP in generic (skb) mode: after the sk_buff exists, before TC",
+    "tc": "TC clsact ingress (cls_bpf, direct-action): after generic XDP, before netfilter",
+    "iptables-raw": "iptables -t raw PREROUTING: netfilter's first hook, before conntrack and routing",
+    "iptables-input": "iptables -t filter INPUT: after routing decided the datagram is for this host",
+}
+DEFAULT_HOOKS = "none,xdp-native,xdp-generic,tc,iptables-raw,iptables-input"
+TRAFGEN_MAX_PACKETS = 50_000_000  # a hard cap on any one measurement, whatever the time
+
+
+def _parse_hooks(value: str) -> List[str]:
+    hooks = [h.strip() for h in str(value).split(",") if h.strip()]
+    bad = [h for h in hooks if h not in HOOKS]
+    if bad or not hooks:
+        raise LabParameterError(f"parameter hooks={value!r}: choose from {', '.join(HOOKS)} (comma-separated)")
+    return list(dict.fromkeys(hooks))
+
+
+def _proc_stat(cpu: int) -> Dict[str, int]:
+    """One CPU's time in clock ticks (/proc/stat): busy (user+nice+system+irq+softirq) and softirq."""
+    with open("/proc/stat") as f:
+        line = next(ln for ln in f if ln.startswith(f"cpu{cpu} "))
+    v = [int(x) for x in line.split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq = v[:7]
+    return {"busy": user + nice + system + irq + softirq, "softirq": softirq}
+
+
+class XdpVsTcLesson(Lesson):
+    """Drop one UDP flow at XDP, TC and iptables; packets/s dropped and CPU time per packet for each."""
+
+    id = "xdp-vs-tc"
+    title = "05 · XDP vs TC vs iptables: one drop rule at three hooks, measured"
+    notebook = "05_xdp_tc_iptables.ipynb"
+    program = "xdp_vs_tc.bpf.c"
+    events_map = ""
+    lost_map = ""
+    params: ClassVar[Dict[str, Param]] = {
+        "hooks": Param(DEFAULT_HOOKS, f"which hooks to measure, comma-separated, from: {', '.join(HOOKS)}"),
+        "seconds": Param(1.0, "length of one measurement (trafgen running)", min=0.2, max=10.0),
+        "repeats": Param(3, "measurements per hook (for the spread)", min=1, max=10),
+        "frame_bytes": Param(64, "size of each generated frame, Ethernet header included", min=60, max=1514),
+        "port": Param(9, "UDP destination port of the flow the rule drops", min=1, max=65535, cflag="PORT"),
+    }
+    columns = {
+        "hook": "where the drop rule ran (see HOOKS)",
+        "repeat": "measurement number for this hook (0-based)",
+        "seconds": "measured wall time of the traffic burst",
+        "sent": "frames trafgen put on the veth (sender's tx_packets)",
+        "sent_pps": "sender's rate, frames/s",
+        "dropped": "frames the rule dropped (BPF counter, iptables rule counter, or UDP NoPorts for 'none')",
+        "dropped_pps": "dropped / seconds",
+        "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (as the kernel accounts it)",
+        "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
+        "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
+        "cpu": "the CPU trafgen was pinned to",
+    }
+
+    def __init__(self, *, net: Optional[LabNetwork] = None, **params: Any) -> None:
+        self.net = net
+        super().__init__(**params)
+        self.hook_names = _parse_hooks(self.values["hooks"])
+        self.skipped: Dict[str, str] = {}
+
+    def select_hooks(self) -> List[Hook]:
+        return [Hook("xdp", "receiver veth", "on_xdp", note="XDP (generic or native) on the lab receiver veth"),
+                Hook("sched_cls", "clsact ingress", "on_tc_ingress", note="TC clsact ingress on the lab receiver veth")]
+
+    def preflight(self) -> None:
+        super().preflight()
+        tools = ["trafgen", "ip"]
+        if any(h.startswith("iptables") for h in self.hook_names):
+            tools.append("iptables")
+        require_tools(*tools, doing=f"preparing lesson {self.id}")
+
+    def load(self) -> pd.DataFrame:
+        df = super().load()
+        from .tc_classifier import _bcc_prog_type
+
+        self._fns = {"xdp": self.bpf.load_func("on_xdp", _bcc_prog_type("xdp")),
+                     "tc": self.bpf.load_func("on_tc_ingress", _bcc_prog_type("sched_cls"))}
+        return df
+
+    def attach(self) -> pd.DataFrame:
+        """Build the lab network; each hook is attached only while it is measured (measure())."""
+        self._require(State.LOADED, doing="attaching")
+        try:
+            if self.net is None:
+                self.net = LabNetwork()
+                self._stack.callback(self.net.close)
+                self.net.up()
+            _net.refuse_foreign_clsact(self.net, "rcv", f"attaching lesson {self.id}")
+            if self.net.xdp_attached("rcv"):
+                raise AttachError(f"attaching lesson {self.id}: the receiver veth already has an XDP program; nothing was changed")
+        except BaseException:
+            self.detach()
+            raise
+        self.state = State.ATTACHED
+        return pd.DataFrame([{"hook": h, "meaning": HOOKS[h]} for h in self.hook_names])
+
+    # -------------------------------------------------------- one hook on
+    def _hook_on(self, hook: str) -> Callable[[], None]:
+        assert self.net is not None
+        doing = f"attaching the {hook} hook of lesson {self.id}"
+        if hook == "none":
+            return lambda: None
+        if hook.startswith("xdp-"):
+            return _net.attach_xdp(self.net, "rcv", self._fns["xdp"].fd, hook.split("-", 1)[1], doing=doing)
+        if hook == "tc":
+            return _net.attach_tc_ingress(self.net, "rcv", self._fns["tc"].fd, self._fns["tc"].name, doing=doing)
+        table, chain = ("raw", "PREROUTING") if hook == "iptables-raw" else ("filter", "INPUT")
+        rule = [chain, "-t", table, "-i", self.net.ifname["rcv"], "-p", "udp", "--dport", str(self.values["port"]), "-j", "DROP"]
+        token = _registry.register("iptables", netns=self.net.netns["rcv"], rule=json.dumps(rule))
+        r = self.net.run("rcv", ["iptables", "-w", "5", "-A"] + rule, timeout=20)
+        if r.returncode != 0:
+            _registry.unregister(token)
+            raise AttachError(f"{doing}: iptables -A {' '.join(rule)} failed: {r.stderr.strip()}")
+        self._ipt = (table, chain)
+
+        def off() -> None:
+            if not self.net.closed:
+                self.net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
+            _registry.unregister(token)
+
+        return off
+
+    def _drops(self, hook: str) -> int:
+        assert self.net is not None
+        if hook == "none":
+            snmp = self.net.run("rcv", ["cat", "/proc/net/snmp"]).stdout
+            lines = [ln.split() for ln in snmp.splitlines() if ln.startswith("Udp:")]
+            if len(lines) >= 2:
+                return int(dict(zip(lines[0][1:], lines[1][1:])).get("NoPorts", 0))
+            return 0
+        if hook.startswith("iptables"):
+            table, chain = self._ipt
+            out = self.net.run("rcv", ["iptables", "-w", "5", "-t", table, "-L", chain, "-v", "-x", "-n"]).stdout
+            for ln in out.splitlines():
+                parts = ln.split()
+                if len(parts) > 2 and parts[2] == "DROP" and parts[0].isdigit():
+                    return int(parts[0])
+            return 0
+        t = self.bpf["verdicts"]
+        return int(t.sum(t.Key(0)).value)
+
+    def _bpf_run(self, hook: str) -> Optional[tuple]:
+        from .._bpfsys import prog_info
+
+        key = "xdp" if hook.startswith("xdp") else "tc" if hook == "tc" else None
+        if key is None:
+            return None
+        info = prog_info(self._fns[key].fd)
+        return int(info.get("run_cnt") or 0), int(info.get("run_time_ns") or 0)
+
+    def _trafgen_config(self, path: str) -> None:
+        assert self.net is not None
+        dst = ", ".join(f"0x{b}" for b in self.net.mac("rcv").split(":"))
+        src = ", ".join(f"0x{b}" for b in self.net.mac("snd").split(":"))
+        frame = int(self.values["frame_bytes"])
+        ip_len = frame - 14
+        udp_len = ip_len - 20
+        payload = udp_len - 8
+        with open(path, "w") as f:
+            f.write(f"/* ebpf-lab lesson {self.id}: one UDP datagram 10.200.0.1:4000 -> 10.200.0.2:{self.values['port']} */\n"
+                    "{\n"
+                    f"  {dst},\n  {src},\n  c16(0x0800),\n"
+                    f"  0x45, 0x00, c16({ip_len}), c16(0), c16(0x4000), 64, 17, csumip(14, 33),\n"
+                    "  10, 200, 0, 1,  10, 200, 0, 2,\n"
+                    f"  c16(4000), c16({self.values['port']}), c16({udp_len}), c16(0),\n"
+                    f"  fill(0x41, {payload})\n"
+                    "}\n")
+
+    def measure(self, hook: str, *, seconds: Optional[float] = None, repeat: int = 0) -> Dict[str, Any]:
+        """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after.
+
+        trafgen runs under ``timeout`` (so it stops by itself even if this
+        process dies), pinned to one CPU. The receive side runs in softirq on
+        that same CPU (veth hands the frame to the local backlog or NAPI), so
+        that CPU's busy time over the window is the whole cost: send + receive.
+        The window starts after a short warm-up and ends before trafgen stops.
+        """
+        self._require(State.ATTACHED, doing=f"measuring the {hook} hook of")
+        if hook not in HOOKS:
+            raise LabParameterError(f"measuring lesson {self.id}: unknown hook {hook!r}; choose from {', '.join(HOOKS)}")
+        secs = float(seconds if seconds is not None else self.values["seconds"])
+        if not 0.05 <= secs <= 10:
+            raise LabParameterError(f"measuring lesson {self.id}: seconds={secs!r} must be in [0.05, 10]")
+        assert self.net is not None
+        cpu = self.sender_cpu()
+        warmup, tail = 0.3, 0.3
+        off = self._hook_on(hook)
+        proc = None
+        try:
+            with tempfile.TemporaryDirectory(prefix="ebl-trafgen-") as tmp, RunStats() as stats:
+                cfg = os.path.join(tmp, "udp.cfg")
+                self._trafgen_config(cfg)
+                total = warmup + secs + tail
+                argv = ["timeout", "-s", "INT", "-k", "2", f"{total:.2f}",
+                        "trafgen", "-o", self.net.ifname["snd"], "-i", cfg, "-P", "1",
+                        "-n", str(min(TRAFGEN_MAX_PACKETS, int(total * 5_000_000)))]
+                proc = self.net.popen("snd", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                      preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                time.sleep(warmup)
+                d0, s0, r0, c0, t0 = self._drops(hook), self.net.link_stats("snd"), self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
+                time.sleep(secs)
+                d1, s1, r1, c1, t1 = self._drops(hook), self.net.link_stats("snd"), self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
+                bpf_stats = stats.enabled
+                try:
+                    proc.wait(timeout=total + 5)
+                except subprocess.TimeoutExpired:
+                    _kill_group(proc)
+        except BaseException:
+            if proc is not None:
+                _kill_group(proc)
+            off()
+            raise
+        off()
+        tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+        sent = s1["tx_packets"] - s0["tx_packets"]
+        dropped = d1 - d0
+        elapsed = t1 - t0
+        per = max(sent, 1)
+        bpf_ns = np.nan
+        if r0 is not None and r1 is not None and bpf_stats and r1[0] > r0[0]:
+            bpf_ns = (r1[1] - r0[1]) / (r1[0] - r0[0])
+        return {
+            "hook": hook, "repeat": repeat, "seconds": round(elapsed, 4), "sent": int(sent),
+            "sent_pps": sent / elapsed, "dropped": int(dropped), "dropped_pps": dropped / elapsed,
+            "cpu_ns_per_pkt": (c1["busy"] - c0["busy"]) * tick_ns / per,
+            "softirq_ns_per_pkt": (c1["softirq"] - c0["softirq"]) * tick_ns / per,
+            "cpu_busy": (c1["busy"] - c0["busy"]) * tick_ns / 1e9 / elapsed,
+            "bpf_ns_per_run": bpf_ns,
+            "cpu": cpu,
+        }
+
+    @staticmethod
+    def sender_cpu() -> int:
+        """The CPU trafgen (and with it the receive softirq) is pinned to: the last one we may use."""
+        return max(os.sched_getaffinity(0))
+
+    def sweep(self, *, quiet: bool = True) -> pd.DataFrame:
+        """Every hook, ``repeats`` times, interleaved (hook order rotates each round)."""
+        self._require(State.ATTACHED, doing="measuring")
+        rows = []
+        t0 = time.monotonic()
+        try:
+            for rep in range(int(self.values["repeats"])):
+                order = self.hook_names[rep % len(self.hook_names):] + self.hook_names[:rep % len(self.hook_names)]
+                for hook in order:
+                    if hook in self.skipped:
+                        continue
+                    try:
+                        row = self.measure(hook, repeat=rep)
+                    except AttachError as e:
+                        if hook == "xdp-native":  # a driver without native XDP: say so, measure the rest
+                            self.skipped[hook] = str(e)
+                            continue
+                        raise
+                    rows.append(row)
+                    if not quiet:
+                        print(f"{hook:15s} #{rep}: sent {row['sent_pps']:>10,.0f}/s dropped {row['dropped_pps']:>10,.0f}/s "
+                              f"cpu {row['cpu_ns_per_pkt']:7.0f} ns/pkt", flush=True)
+        except BaseException:
+            self.detach()
+            raise
+        df = pd.DataFrame(rows, columns=list(self.columns))
+        df["hook"] = pd.Categorical(df["hook"], categories=[h for h in self.hook_names if h not in self.skipped])
+        df.attrs.update(self.describe(elapsed=time.monotonic() - t0))
+        df.attrs["skipped"] = dict(self.skipped)
+        df.attrs["summary"] = summary_text(df)
+        return df
+
+    def run(self, seconds: Optional[float] = None, *, workload: bool = True,
+            max_events: Optional[int] = None, quiet: bool = True) -> pd.DataFrame:
+        """compile, load, build the lab network, measure every hook, remove everything: one DataFrame."""
+        if seconds is not None:
+            self.values["seconds"] = self.params["seconds"].check("seconds", seconds)
+        if not workload:
+            raise LabParameterError(f"lesson {self.id} measures its own generated traffic; it has no passive mode "
+                                    "(drop --no-workload)")
+        with self:
+            self.compile()
+            self.load()
+            self.attach()
+            return self.sweep(quiet=quiet)
+
+    def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
+        d = super().describe(elapsed)
+        d.pop("lost", None)
+        d["hooks"] = list(self.hook_names)
+        d["hook_notes"] = [f"{h}: {HOOKS[h]}" for h in self.hook_names]
+        if self.net is not None:
+            d["network"] = repr(self.net)
+        d["cpus"] = os.cpu_count()
+        d["kernel"] = os.uname().release
+        return d
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop trafgen and its forked sender: ``timeout`` leads their own process group."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+# ------------------------------------------------------------- results
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Median and spread (min, max) per hook of the main figures."""
+    cols = ["sent_pps", "dropped_pps", "cpu_ns_per_pkt", "bpf_ns_per_run"]
+    g = df.groupby("hook", observed=True)[cols]
+    out = g.median().add_suffix("_median").join(g.min().add_suffix("_min")).join(g.max().add_suffix("_max"))
+    out["runs"] = df.groupby("hook", observed=True).size()
+    return out
+
+
+def summary_text(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "no measurements"
+    s = summarize(df)
+    best = s["dropped_pps_median"].idxmax()
+    parts = [f"{h}: {r.dropped_pps_median:,.0f} drops/s, {r.cpu_ns_per_pkt_median:,.0f} ns CPU/frame"
+             for h, r in s.iterrows()]
+    return f"most drops/s: {best}. " + "; ".join(parts)
+
+
+def plot_hooks(df: pd.DataFrame) -> Any:
+    """Two panels: packets dropped per second and CPU time per packet, each repeat as a point, median as a bar."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    hooks = list(df["hook"].cat.categories) if hasattr(df["hook"], "cat") else list(dict.fromkeys(df["hook"]))
+    x = np.arange(len(hooks))
+    for ax, col, label in [(axes[0], "dropped_pps", "frames dropped per second"),
+                           (axes[1], "cpu_ns_per_pkt", "CPU ns per frame (send + receive, one CPU)")]:
+        med = [df.loc[df["hook"] == h, col].median() for h in hooks]
+        ax.bar(x, med, color=["#adb5bd" if h == "none" else "#f4a261" if h.startswith("xdp") else
+                              "#2a9d8f" if h == "tc" else "#8ab6d6" for h in hooks], alpha=0.8)
+        for i, h in enumerate(hooks):
+            v = df.loc[df["hook"] == h, col]
+            ax.scatter(np.full(len(v), i) + np.linspace(-0.15, 0.15, len(v)) if len(v) > 1 else [i], v, color="k", s=12, zorder=3)
+        ax.set_xticks(x)
+        ax.set_xticklabels(hooks, rotation=25, ha="right")
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_title("higher is better")
+    axes[1].set_title("lower is better")
+    fig.suptitle(f"Same UDP drop rule, same trafgen traffic ({df.attrs.get('params', {}).get('frame_bytes', '?')}-byte frames)")
+    fig.tight_layout()
+    return fig
