@@ -144,3 +144,14 @@ def repo_root() -> str:
 
 
 sys.path.insert(0, os.path.join(ROOT, "tests"))
+
+
+# ------------------------------------------------------- the lab network
+@pytest.fixture
+def lab_net():
+    """A fresh LabNetwork (two namespaces + veth) for one test; asserts it is gone afterwards."""
+    from ebpf_lab.netlab import LabNetwork
+
+    with LabNetwork() as net:
+        yield net
+    assert net.leftovers() == [], f"lab network left behind: {net.leftovers()}"
