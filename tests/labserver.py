@@ -88,14 +88,16 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def start_lab(log_dir: Path, port: Optional[int] = None, timeout: float = 90.0) -> LabServer:
+def start_lab(log_dir: Path, port: Optional[int] = None, timeout: float = 90.0,
+              root: Path = ROOT) -> LabServer:
+    """Run ``<root>/scripts/jupyter.sh --port N``; it serves ``<root>/notebooks``."""
     port = port or free_port()
     log = log_dir / f"jupyter-{port}.log"
     fh = open(log, "wb")
     # A new session: the script execs jupyter, whose kernels are its children;
     # the whole group is stopped on teardown.
-    proc = subprocess.Popen(["bash", str(ROOT / "scripts" / "jupyter.sh"), "--port", str(port)],
-                            cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(["bash", str(root / "scripts" / "jupyter.sh"), "--port", str(port)],
+                            cwd=root, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
     fh.close()
     atexit.register(_stop, proc)
     deadline = time.monotonic() + timeout
