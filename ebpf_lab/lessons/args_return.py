@@ -546,25 +546,37 @@ class UprobeArgsReturnLesson(_ReportingLesson):
 
 # ------------------------------------------------------------------- plots
 def plot_latency(df: pd.DataFrame, ax: Any = None) -> Any:
-    """Histogram of openat() latency (log scale), successful calls and each error apart."""
+    """openat() latency by result: one row per outcome (success, each errno), log time axis.
+
+    Each call is a dot (jittered vertically); the box spans the middle half, the bar is the median.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
     if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.5))
+        _, ax = plt.subplots(figsize=(8, 3.8))
     if len(df) == 0:
         ax.set_title("openat() latency — no calls were seen")
         ax.set_axis_off()
         return ax
-    lat = df["latency_us"].clip(lower=0.01)
-    bins = np.logspace(np.log10(lat.min()), np.log10(lat.max() * 1.01 + 0.01), 40)
     outcome = df["error"].astype(str).replace("", "success (fd)")
-    for name in sorted(outcome.unique(), key=lambda s: (s != "success (fd)", s)):
-        ax.hist(lat[outcome == name], bins=bins, alpha=0.6, label=f"{name} ({(outcome == name).sum()})")
+    names = sorted(outcome.unique(), key=lambda s: (s != "success (fd)", s))
+    data = [df.loc[outcome == n, "latency_us"].clip(lower=0.01).to_numpy() for n in names]
+    rng = np.random.default_rng(0)
+    for i, d in enumerate(data):
+        ax.scatter(d, i + rng.uniform(-0.25, 0.25, len(d)), s=6, alpha=0.35,
+                   color="tab:blue" if i == 0 else "tab:red", zorder=2)
+    ax.boxplot(data, positions=range(len(names)), vert=False, widths=0.6, showfliers=False,
+               medianprops={"color": "black", "linewidth": 2}, zorder=3)
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels([f"{n} ({len(d):,})" for n, d in zip(names, data)])
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     ax.set_xlabel("time inside openat(), entry to return (µs, log scale)")
-    ax.set_ylabel("calls")
-    ax.set_title(f"openat() latency: {len(df):,} calls, joined entry→return per thread")
-    ax.legend(title="result", fontsize=8)
+    ax.set_ylabel("result (calls)")
+    ax.set_title(f"openat() latency by result: {len(df):,} calls, entry joined to return per thread")
+    ax.grid(axis="x", alpha=0.3)
     return ax
 
 
@@ -602,12 +614,14 @@ def plot_uprobe_calls(df: pd.DataFrame, axes: Any = None) -> Any:
     ax = axes[0]
     if len(col):
         ax.scatter(col["int_arg"], col["latency_us"], color="tab:blue")
-        for n, lat, r in zip(col["int_arg"], col["latency_us"], col["ret"]):
-            ax.annotate(f"{r} steps", (n, lat), xytext=(3, 3), textcoords="offset points", fontsize=7)
+        for i, (n, lat, r) in enumerate(zip(col["int_arg"], col["latency_us"], col["ret"])):
+            ax.annotate(f"{r} steps", (n, lat), xytext=(0, 8 if i % 2 == 0 else -14), ha="center",
+                        textcoords="offset points", fontsize=7)
         ax.set_xscale("symlog")
+        ax.set_ylim(0, col["latency_us"].max() * 1.3)
     ax.set_xlabel("argument n of ebl_collatz(label, n) (symlog)")
-    ax.set_ylabel("time in the call (µs)")
-    ax.set_title("ebl_collatz: argument in, steps out, time spent")
+    ax.set_ylabel("time in the call, entry to return (µs)")
+    ax.set_title("ebl_collatz: n in, steps out (labels), time spent")
     ax = axes[1]
     st = df[df["function"] == "strtol"].drop_duplicates(["text_arg", "int_arg"]).head(12)
     if len(st):
