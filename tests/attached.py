@@ -9,7 +9,8 @@ Checks three things, each one a different way a probe can outlive its lesson:
 - ``bpftool prog show``: no program with one of the lesson's handler names
   that was loaded after the snapshot was taken;
 - tracefs ``kprobe_events`` / ``uprobe_events``: no ``p_``/``r_`` entries that
-  bcc created for this process (bcc names them ``..._bcc_<pid>``).
+  bcc created for this process (bcc names them ``..._bcc_<pid>``), and none
+  that appeared since the snapshot (a notebook's kernel is another process).
 """
 from __future__ import annotations
 
@@ -53,6 +54,7 @@ class Snapshot:
         self.names = {n[:15] for n in handler_names}
         self.fds = bpf_fds()
         self.max_id = max([p.get("id", 0) for p in bpftool_progs()] or [0])
+        self.events = set(probe_event_lines())
 
     def leftovers(self) -> Dict[str, object]:
         import gc
@@ -66,7 +68,7 @@ class Snapshot:
         progs = [p for p in bpftool_progs() if p.get("id", 0) > self.max_id and p.get("name") in self.names]
         if progs:
             found["programs"] = [(p["id"], p.get("type"), p.get("name")) for p in progs]
-        mine = [ln for ln in probe_event_lines() if f"bcc_{os.getpid()}" in ln]
+        mine = [ln for ln in probe_event_lines() if f"bcc_{os.getpid()}" in ln or ln not in self.events]
         if mine:
             found["probe_events"] = mine
         return found
