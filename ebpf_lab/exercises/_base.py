@@ -27,6 +27,8 @@ from ..errors import AttachError, CompileError, FeatureUnavailable, LabError, Pr
 from . import _sandbox
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
+#: seconds a learner's Python function may run before the grader stops it
+PY_TIMEOUT = float(os.environ.get("EBPF_LAB_PY_TIMEOUT", "10"))
 
 
 class Fail(Exception):
@@ -426,8 +428,9 @@ class Grader:
         p.attach()
         return p
 
-    def run_python(self, function: str, *args: Any, check: str, timeout: float = 10.0) -> Any:
+    def run_python(self, function: str, *args: Any, check: str, timeout: Optional[float] = None) -> Any:
         """Call the learner's Python ``function`` in a child process; a fault records ``check`` as failed."""
+        timeout = PY_TIMEOUT if timeout is None else timeout
         src = self.sub.python.get(function)
         if src is None:
             raise Fail(f"your notebook does not define {function}().",

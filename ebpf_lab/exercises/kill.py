@@ -206,8 +206,12 @@ class KillSignalCounts(_KillExercise):
                     raise Fail(msg, "target and sig are swapped in the key.")
                 if all(items.get(kk) == 1 for kk in exp):
                     raise Fail(msg, "every pair holds 1: update() replaces; use counts.increment(key) to add one.")
-                if got is None and all((kk[0], 0) in items or kk[1] == 0 for kk in exp):
-                    raise Fail(msg, "the signal seems to be missing from your key: key.sig = sig;")
+                per_target = collections.Counter()
+                for (t, _), n in exp.items():
+                    per_target[t] += n
+                if all(items.get((t, 0)) == n for t, n in per_target.items()):
+                    raise Fail(msg, "all signals of a target land in one entry: the signal is missing from "
+                                    "your key (key.sig = sig;).")
                 raise Fail(msg, "one map entry per (target, sig) pair, incremented on every call; "
                                 "initialise the key with = {} first.")
 

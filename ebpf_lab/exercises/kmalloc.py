@@ -15,34 +15,54 @@ import pandas as pd
 from .._workloads import binary
 from ..engine import Hook
 from ._base import Exercise, Fail, Grader, Stop
+from ._workload import Paused
 
 HOOK = [Hook("tracepoint", "kmem:kmalloc", "on_kmalloc")]
 BPF_MAP_TYPE_HASH = 1
 
 
 class Storms:
-    """Two paused kmalloc_storm processes: ``target`` and ``noise``; ``go()`` releases both."""
+    """Paused kmalloc_storm processes: ``target`` and ``noise`` (a count of 0 starts none); ``go()`` releases them."""
 
     def __init__(self, target_iterations: int = 3000, noise_iterations: int = 1000) -> None:
         exe = binary("kmalloc_storm")
         self.procs: List[subprocess.Popen] = []
+        pids = []
         for n in (target_iterations, noise_iterations):
-            self.procs.append(subprocess.Popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
-                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        self.target, self.noise = (p.pid for p in self.procs)
+            if not n:
+                pids.append(0)
+                continue
+            p = subprocess.Popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.procs.append(p)
+            pids.append(p.pid)
+        self.target, self.noise = pids
 
-    def go(self, timeout: float = 30.0) -> None:
+    def go(self, timeout: float = 30.0, wait: bool = True) -> None:
         for p in self.procs:
-            p.stdin.write(b"g")
-            p.stdin.close()
-        for p in self.procs:
-            p.wait(timeout)
+            if not p.stdin.closed:
+                p.stdin.write(b"g")
+                p.stdin.close()
+        if wait:
+            for p in self.procs:
+                p.wait(timeout)
 
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+#: allocations of a known size: writev() copies more than 8 iovecs into a kmalloc'ed array of 16 bytes each
+WRITEV_SCRIPT = (
+    "import os\n"
+    "fd = os.open('/dev/null', os.O_WRONLY)\n"
+    "for n, k in ((9, 500), (12, 300), (16, 200)):\n"
+    "    bufs = [b'x'] * n\n"
+    "    for _ in range(k):\n"
+    "        os.writev(fd, bufs)\n"
+)
 
 
 def _run_storms(g: Grader, min_bytes: int) -> tuple:
@@ -61,7 +81,9 @@ class KmallocFilter(Exercise):
     lesson = "kmalloc"
     title = "Only one process, only big allocations"
     level = 1
-    MIN_BYTES = 16
+    #: the writev() workload allocates 144 -> 192, 192 -> 192 and 256 -> 256 bytes (requested -> handed out):
+    #: at 192, "at least", "more than" and "requested at least" give three different counts
+    MIN_BYTES = 192
     CHECKS = {
         "compiles": "your C program compiles",
         "loads": "the verifier accepts it; it attaches to kmem:kmalloc",
@@ -74,21 +96,28 @@ class KmallocFilter(Exercise):
     }
 
     def grade(self, g: Grader) -> None:
-        st, flags = _run_storms(g, self.MIN_BYTES)
-        p = g.build(g.sub.bpf, HOOK, flags[:1] + flags[2:], events_map="events")
+        target = Paused(WRITEV_SCRIPT, "ebl-ex-alloc")
+        g.stack.callback(target.stop)
+        noise = Storms(noise_iterations=1000, target_iterations=0)
+        g.stack.callback(noise.stop)
+        flags = [f"-DTARGET_PID={target.pid}", f"-DMIN_BYTES={self.MIN_BYTES}"]
+        p = g.build(g.sub.bpf, HOOK, flags, events_map="events")
         if p is None:
             raise Stop
-        truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags)
-        st.go()
+        truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
+        noise.go(wait=False)
+        target.go()
+        noise.go()
         ev = p.events()
-        t = _truth(truth).get(st.target)
+        tp = target.pid
+        t = _truth(truth).get(tp)
         if t is None or t["ge_alloc"] == 0:
             raise Fail("the workload did not allocate as expected, so nothing could be checked.", "grade again; tell your teacher if it persists.")
         need = {"pid", "bytes_req", "bytes_alloc", "comm"}
         @g.step("fires")
         def _():
             if len(ev) == 0:
-                raise Fail(f"your program sent no event, while the workload (pid {st.target}) made "
+                raise Fail(f"your program sent no event, while the workload (pid {tp}) made "
                            f"{t['ge_alloc']:,} allocations of at least {self.MIN_BYTES} bytes.",
                            "is your filter ever true? The process id is the upper half of "
                            "bpf_get_current_pid_tgid(): `bpf_get_current_pid_tgid() >> 32`. And is "
@@ -98,17 +127,21 @@ class KmallocFilter(Exercise):
                            "keep struct alloc_event as given.")
         @g.step("only-target", needs=["fires"])
         def _():
-            others = ev[ev["pid"] != st.target]
+            others = ev[ev["pid"] != tp]
             if len(others):
                 if (ev["pid"] == 0).all():
                     raise Fail("every event has pid 0.", "fill in e->pid with the process id.")
                 pids = sorted(set(others["pid"].tolist()))[:5]
                 raise Fail(f"{len(others):,} of {len(ev):,} events came from other processes (pids {pids}...), "
-                           f"not only from TARGET_PID={st.target}.",
+                           f"not only from TARGET_PID={tp}.",
                            "return early unless `bpf_get_current_pid_tgid() >> 32 == TARGET_PID`.")
-        mine = ev[ev["pid"] == st.target] if g.ok("fires") else ev
+        mine = ev[ev["pid"] == tp] if g.ok("fires") else ev
         @g.step("threshold", needs=["fires"])
         def _():
+            if (mine["bytes_req"] > mine["bytes_alloc"]).any():
+                raise Fail("some events have bytes_req > bytes_alloc, but an allocator never hands out less than "
+                           "was asked for: bytes_req and bytes_alloc look swapped.",
+                           "e->bytes_req = args->bytes_req; e->bytes_alloc = args->bytes_alloc;")
             small = mine[mine["bytes_alloc"] < self.MIN_BYTES]
             if len(small):
                 raise Fail(f"{len(small):,} events have bytes_alloc below MIN_BYTES={self.MIN_BYTES} "
@@ -118,7 +151,7 @@ class KmallocFilter(Exercise):
         def _():
             n = len(mine)
             if n != t["ge_alloc"]:
-                msg = (f"your program reported {n:,} allocations of pid {st.target}; the workload made "
+                msg = (f"your program reported {n:,} allocations of pid {tp}; the workload made "
                        f"{t['ge_alloc']:,} with bytes_alloc >= {self.MIN_BYTES}.")
                 if n == t["gt_alloc"]:
                     raise Fail(msg, f"allocations of exactly MIN_BYTES={self.MIN_BYTES} bytes are missing: the "
@@ -141,8 +174,8 @@ class KmallocFilter(Exercise):
                 raise Fail(f"the bytes_req of your events add up to {r:,}; the callers asked for {t['ge_req_sum']:,}.",
                            "copy args->bytes_req into e->bytes_req.")
             comms = set(mine["comm"].tolist())
-            if comms != {"ebl-kmalloc"}:
-                raise Fail(f"comm should be the process name 'ebl-kmalloc', got {sorted(comms)[:3]}.",
+            if comms != {"ebl-ex-alloc"}:
+                raise Fail(f"comm should be the process name 'ebl-ex-alloc', got {sorted(comms)[:3]}.",
                            "bpf_get_current_comm(&e->comm, sizeof(e->comm));")
 
 
@@ -244,7 +277,7 @@ class KmallocPerPid(Exercise):
                 raise Fail(f"top_allocators(totals, n={n}) returned {len(df)} rows from {len(totals)} processes.",
                            "keep only the n largest: .head(n).")
             if got_bytes != want_bytes:
-                if got_bytes == sorted(want_bytes):
+                if len(got_bytes) > 1 and got_bytes == sorted(got_bytes) and got_bytes != sorted(got_bytes, reverse=True):
                     raise Fail("the rows are in increasing order.", "sort largest first: sort_values('bytes', ascending=False).")
                 raise Fail(f"the bytes column is {got_bytes}; the {n} largest totals are {want_bytes}.",
                            "sort by bytes, largest first, then take the first n rows.")

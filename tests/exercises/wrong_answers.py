@@ -1,0 +1,89 @@
+"""Deliberately wrong answers, each made from an exercise's reference solution by small edits.
+
+Each must be rejected by the grader at the named check, with a message or hint
+containing the named words (case-insensitive): that is the "right hint".
+An edit whose ``old`` text is not in the reference fails the test, so these
+cannot silently turn into right answers when a solution is reworded.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Tuple
+
+
+@dataclasses.dataclass
+class Wrong:
+    name: str
+    check: str                         # the check that must fail
+    words: str                         # must appear in that check's message or hint
+    bpf: Tuple[Tuple[str, str], ...] = ()        # (old, new) edits of PROGRAM
+    py: Tuple[Tuple[str, str, str], ...] = ()    # (function, old, new) edits of a Python answer
+
+
+WRONG: Dict[str, List[Wrong]] = {
+    "kmalloc-filter": [
+        Wrong("missing-semicolon", "compiles", "semicolon", bpf=(("e->pid = pid;", "e->pid = pid"),)),
+        Wrong("no-null-check", "loads", "NULL", bpf=(("    if (!e)\n        return 0;\n", ""),)),
+        Wrong("more-than", "complete", "(>=)", bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc <= MIN_BYTES"),)),
+        Wrong("bytes-req", "complete", "bytes_req", bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_req < MIN_BYTES"),)),
+        Wrong("no-pid-filter", "only-target", ">> 32 == TARGET_PID", bpf=(("pid != TARGET_PID || ", ""),)),
+        Wrong("whole-id", "fires", ">> 32", bpf=(("u32 pid = bpf_get_current_pid_tgid() >> 32;",
+                                                  "u64 pid = bpf_get_current_pid_tgid();"),)),
+        Wrong("swapped-sizes", "threshold", "swapped", bpf=(("e->bytes_req = args->bytes_req;\n    e->bytes_alloc = args->bytes_alloc;",
+                                                         "e->bytes_req = args->bytes_alloc;\n    e->bytes_alloc = args->bytes_req;"),)),
+        Wrong("no-comm", "fields", "bpf_get_current_comm", bpf=(("    bpf_get_current_comm(&e->comm, sizeof(e->comm));\n", ""),)),
+    ],
+    "kmalloc-per-pid": [
+        Wrong("undeclared", "compiles", "not declared", bpf=(("    bytes_by_pid.increment", "    if (pid != TARGET_PID)\n        return 0;\n    bytes_by_pid.increment"),)),
+        Wrong("bytes-req", "target-total", "bytes_req", bpf=(("increment(pid, args->bytes_alloc)", "increment(pid, args->bytes_req)"),)),
+        Wrong("counts-calls", "target-total", "counted allocations", bpf=(("increment(pid, args->bytes_alloc)", "increment(pid)"),)),
+        Wrong("update-replaces", "target-total", "replaces", bpf=(("bytes_by_pid.increment(pid, args->bytes_alloc);",
+                                                                  "u64 v = args->bytes_alloc;\n    bytes_by_pid.update(&pid, &v);"),)),
+        Wrong("u32-values", "map", "u32, u64", bpf=(("BPF_HASH(bytes_by_pid, u32, u64, 10240)", "BPF_HASH(bytes_by_pid, u32, u32, 10240)"),)),
+        Wrong("ascending", "py-top", "increasing", py=(("top_allocators", "ascending=[False, True]", "ascending=[True, True]"),)),
+        Wrong("share-of-top", "py-share", "before taking the top n",
+              py=(("top_allocators", '    df["share"] = df["bytes"] / df["bytes"].sum()\n', ""),
+                  ("top_allocators", "    return df.head(n).reset_index(drop=True)",
+                   '    df = df.head(n).reset_index(drop=True)\n    df["share"] = df["bytes"] / df["bytes"].sum()\n    return df'))),
+        Wrong("percent", "py-share", "percent", py=(("top_allocators", 'df["bytes"] / df["bytes"].sum()', '100 * df["bytes"] / df["bytes"].sum()'),)),
+        Wrong("endless-loop", "py-runs", "did not return", py=(("top_allocators", "    return df.head(n)", "    while True:\n        pass\n    return df.head(n)"),)),
+        Wrong("bad-column", "py-runs", "KeyError", py=(("top_allocators", 'df["bytes"].sum()', 'df["size"].sum()'),)),
+    ],
+    "kill-to-pid": [
+        Wrong("undeclared", "compiles", "not declared", bpf=(("if (target_pid != TARGET_PID)", "if (target_pid != TARGET)"),)),
+        Wrong("no-null-check", "loads", "NULL", bpf=(("    if (!e)\n        return 0;\n", ""),)),
+        Wrong("filters-sender", "fires", "not the sender", bpf=(("if (target_pid != TARGET_PID)", "if ((bpf_get_current_pid_tgid() >> 32) != TARGET_PID)"),)),
+        Wrong("no-filter", "only-target", "TARGET_PID", bpf=(("    if (target_pid != TARGET_PID)\n        return 0;\n", ""),)),
+        Wrong("inverted", "only-target", "aimed at other pids", bpf=(("if (target_pid != TARGET_PID)", "if (target_pid == TARGET_PID)"),)),
+        Wrong("sender-is-target", "fields", "caller's process id", bpf=(("e->sender_pid = bpf_get_current_pid_tgid() >> 32;", "e->sender_pid = target_pid;"),)),
+        Wrong("signal-not-set", "fields", "e->sig = sig", bpf=(("    e->sig = sig;\n", "    e->sig = 1;\n"),)),
+    ],
+    "kill-signal-counts": [
+        Wrong("update-replaces", "counts", "update() replaces", bpf=(("    counts.increment(key);", "    u64 one = 1;\n    counts.update(&key, &one);"),)),
+        Wrong("swapped-key", "counts", "swapped", bpf=(("key.target = target_pid;\n    key.sig = sig;", "key.target = sig;\n    key.sig = target_pid;"),)),
+        Wrong("no-signal-in-key", "counts", "signal is missing", bpf=(("    key.sig = sig;\n", ""),)),
+        Wrong("missing-semicolon", "compiles", "semicolon", bpf=(("key.sig = sig;", "key.sig = sig"),)),
+        Wrong("no-fill", "py-values", "fill", py=(("signal_table", ", fill_value=0", ""),)),
+        Wrong("numbers-not-names", "py-shape", "signal.Signals", py=(("signal_table", 'df["signal"] = [signal.Signals(s).name if s else "check" for s in df["sig"]]',
+                                                                     'df["signal"] = df["sig"]'),)),
+        Wrong("signal-zero", "py-runs", "ValueError", py=(("signal_table", 'signal.Signals(s).name if s else "check"', "signal.Signals(s).name"),)),
+    ],
+    "openat-failures": [
+        Wrong("missing-semicolon", "compiles", "semicolon", bpf=(("inflight.update(&tid, &p);", "inflight.update(&tid, &p)"),)),
+        Wrong("no-null-check", "loads", "NULL", bpf=(("    if (!p)\n        return 0;\n    if (ret < 0)", "    if (ret < 0)"),)),
+        Wrong("reports-successes", "only-failures", "only when ret < 0", bpf=(("if (ret < 0) {", "if (ret != 0) {"),)),
+        Wrong("negative-errno", "only-failures", "err = -ret", bpf=(("e->err = -ret;", "e->err = ret;"),)),
+        Wrong("kernel-read", "filenames", "bpf_probe_read_user_str", bpf=(("bpf_probe_read_user_str(&p.filename", "bpf_probe_read_kernel_str(&p.filename"),)),
+        Wrong("path-not-copied", "filenames", "path", bpf=(("            __builtin_memcpy(e->filename, p->filename, sizeof(e->filename));\n", ""),)),
+        Wrong("never-deleted", "no-leak", "delete", bpf=(("    inflight.delete(&tid);\n", ""),)),
+    ],
+    "openat-latency": [
+        Wrong("no-null-check", "loads", "NULL", bpf=(("    if (!ts)\n        return 0;\n", ""),)),
+        Wrong("timestamp", "plausible", "timestamp", bpf=(("bpf_log2l(bpf_ktime_get_ns() - *ts)", "bpf_log2l(bpf_ktime_get_ns())"),)),
+        Wrong("milliseconds", "plausible", "do not divide", bpf=(("bpf_log2l(bpf_ktime_get_ns() - *ts)", "bpf_log2l((bpf_ktime_get_ns() - *ts) / 1000000)"),)),
+        Wrong("never-deleted", "no-leak", "delete", bpf=(("    start.delete(&tid);\n", ""),)),
+        Wrong("keeps-empty", "py-rows", "drop the empty", py=(("latency_table", " for k, n in sorted(dist.items()) if n]", " for k, n in sorted(dist.items())]"),)),
+        Wrong("bounds", "py-rows", "2**(k-1)", py=(("latency_table", "(0 if k == 0 else 2 ** (k - 1), 2 ** k - 1, n)", "(2 ** k, 2 ** (k + 1) - 1, n)"),)),
+        Wrong("slowest-first", "py-rows", "smallest first", py=(("latency_table", "sorted(dist.items())", "sorted(dist.items(), reverse=True)"),)),
+    ],
+}

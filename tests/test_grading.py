@@ -1,0 +1,333 @@
+"""The exercises and their graders, proven on right and wrong answers on the running kernel.
+
+- every reference solution (notebooks/solutions/) passes every check;
+- every released learner notebook (notebooks/exercises/) fails, kindly;
+- every deliberately wrong answer (tests/exercises/wrong_answers.py) fails at
+  the right check with the right hint;
+- the committed learner notebooks equal a fresh release;
+- `ebpf-lab check` / `grade` / `release` work from the command line;
+- nothing is left behind: BPF programs, processes, files.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from ebpf_lab import grading
+from ebpf_lab.exercises import EXERCISES, get_exercise
+from ebpf_lab.exercises._base import FAIL, PASS, Submission, submission_from_notebook
+
+from exercises.wrong_answers import WRONG
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOL = os.path.join(ROOT, "notebooks", "solutions")
+EXE = os.path.join(ROOT, "notebooks", "exercises")
+IDS = list(EXERCISES)
+GRADED = [pytest.mark.root, pytest.mark.bpf, pytest.mark.tracepoints]
+
+
+def solution(eid: str) -> Submission:
+    return submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), get_exercise(eid))
+
+
+def lab_processes() -> list:
+    """Workload processes of the exercises still running (comm ebl-ex-* or ebl-kmalloc children of ours)."""
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            comm = open(f"/proc/{pid}/comm").read().strip()
+            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if comm.startswith("ebl-ex-") or (ppid == os.getpid() and comm in ("sleep", "ebl-kmalloc")):
+            out.append((int(pid), comm))
+    return out
+
+
+def no_unexpected(rep) -> None:
+    for r in rep.results:
+        assert "unexpected problem" not in r.message, f"{r.check}: {r.message}"
+        assert "Traceback" not in r.message, f"{r.check}: {r.message}"
+
+
+@pytest.fixture
+def clean_after(no_bpf_leak):
+    before = set(os.listdir("/tmp"))
+    yield
+    assert lab_processes() == [], "workload processes were left running"
+    left = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ebl-ex-")]
+    assert left == [], f"left in /tmp: {left}"
+
+
+@pytest.fixture(autouse=True)
+def quick_python_timeout(monkeypatch):
+    from ebpf_lab.exercises import _base
+
+    monkeypatch.setattr(_base, "PY_TIMEOUT", 4.0)
+
+
+# --------------------------------------------------------------- no kernel needed
+def test_at_least_two_exercises_per_lesson_rising_difficulty():
+    df = grading.exercises()
+    for lesson in ("kmalloc", "hello-kill", "args-return"):
+        levels = sorted(df[df["lesson"] == lesson]["level"])
+        assert len(levels) >= 2, f"lesson {lesson} has {len(levels)} exercise(s)"
+        assert levels[0] < levels[-1], f"lesson {lesson}: difficulty does not rise ({levels})"
+
+
+@pytest.mark.parametrize("eid", IDS)
+def test_notebooks_follow_nbgrader_conventions(eid):
+    ex = get_exercise(eid)
+    nb = json.load(open(os.path.join(SOL, ex.notebook)))
+    assert nb["metadata"]["ebpf_lab"]["exercise"] == eid
+    cells = nb["cells"]
+    answers = [c for c in cells if ex.bpf_tag in c["metadata"].get("tags", [])]
+    assert len(answers) == 1 and answers[0]["metadata"]["nbgrader"]["solution"] is True
+    graded = [c for c in cells if c["metadata"].get("nbgrader", {}).get("grade")]
+    assert [c["metadata"]["nbgrader"]["grade_id"] for c in graded] == [f"check-{eid}"]
+    src = "".join(graded[0]["source"])
+    assert src.lstrip().startswith('"""Checks ' + eid), "the graded cell's docstring says what it checks"
+    assert f'check("{eid}", globals())' in src
+    text = "".join("".join(c["source"]) for c in cells)
+    assert text.count(grading.BEGIN) == text.count(grading.END) >= 1 + len(ex.py_functions)
+    assert "Hint" in text, "the statement gives hints"
+
+
+@pytest.mark.parametrize("eid", IDS)
+def test_learner_notebook_has_gaps_and_no_solution(eid):
+    teacher = json.load(open(os.path.join(SOL, f"{eid}.ipynb")))
+    learner = json.load(open(os.path.join(EXE, f"{eid}.ipynb")))
+    text = "".join("".join(c["source"]) for c in learner["cells"])
+    assert grading.BEGIN not in text and grading.END not in text
+    assert grading.C_STUB in text
+    for c in learner["cells"]:
+        if c["cell_type"] == "code":
+            assert c["outputs"] == [] and c["execution_count"] is None
+    # every line inside a teacher solution region is gone (unless it also appears outside one)
+    inside, sol_lines = False, []
+    outside = set()
+    for c in teacher["cells"]:
+        for ln in "".join(c["source"]).splitlines():
+            if grading.BEGIN in ln:
+                inside = True
+            elif grading.END in ln:
+                inside = False
+            elif inside and len(ln.strip()) > 12:
+                sol_lines.append(ln)
+            elif not inside:
+                outside.add(ln)
+    learner_lines = set(text.splitlines())
+    leaked = [ln for ln in sol_lines if ln in learner_lines and ln not in outside]
+    assert leaked == [], f"solution lines in the learner notebook: {leaked[:3]}"
+
+
+def test_committed_learner_notebooks_equal_a_fresh_release():
+    assert grading.release(check_only=True) == [], "run `ebpf-lab release` and commit notebooks/exercises/"
+    sols = sorted(os.listdir(SOL))
+    assert sols == sorted(os.listdir(EXE))
+    assert sorted(f"{e}.ipynb" for e in IDS) == sols
+
+
+def test_release_replaces_regions_by_language():
+    nb = {"cells": [
+        {"cell_type": "code", "metadata": {}, "outputs": [{"x": 1}], "execution_count": 3,
+         "source": ["P = r'''\n", "int f(void) {\n", "    // ### BEGIN SOLUTION\n", "    secret();\n",
+                    "    // ### END SOLUTION\n", "    return 0;\n", "}\n", "'''"]},
+        {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None,
+         "source": ["def f(x):\n", "    ### BEGIN SOLUTION\n", "    return x\n", "    ### END SOLUTION"]},
+        {"cell_type": "markdown", "metadata": {}, "source": ["Why?\n", "### BEGIN SOLUTION\n", "Because.\n", "### END SOLUTION\n"]},
+        {"cell_type": "markdown", "metadata": {"tags": ["teacher-only"]}, "source": ["notes"]},
+    ], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    out = grading.release_notebook(nb)
+    assert "".join(out["cells"][0]["source"]) == "P = r'''\nint f(void) {\n    // YOUR CODE HERE\n    return 0;\n}\n'''"
+    assert out["cells"][0]["outputs"] == [] and out["cells"][0]["execution_count"] is None
+    assert "".join(out["cells"][1]["source"]) == "def f(x):\n    # YOUR CODE HERE\n    raise NotImplementedError()"
+    assert "".join(out["cells"][2]["source"]) == "Why?\nYOUR ANSWER HERE\n"
+    assert len(out["cells"]) == 3
+    bad = copy.deepcopy(nb)
+    bad["cells"][1]["source"] = ["### BEGIN SOLUTION\n", "x = 1\n"]
+    with pytest.raises(grading.LabError, match="never closed"):
+        grading.release_notebook(bad)
+
+
+def test_extraction_problems_are_kind(tmp_path):
+    ex = get_exercise("kmalloc-filter")
+    p = tmp_path / "broken.ipynb"
+    p.write_text("{not json")
+    sub = submission_from_notebook(str(p), ex)
+    assert sub.bpf is None and "could not read the notebook" in sub.problems[0]
+    nb = json.load(open(os.path.join(SOL, "kmalloc-filter.ipynb")))
+    for c in nb["cells"]:
+        if "answer-bpf" in c["metadata"].get("tags", []):
+            c["source"] = ["PROGRAM = open('x.c').read()\n"]
+    p.write_text(json.dumps(nb))
+    sub = submission_from_notebook(str(p), ex)
+    assert sub.bpf is None and "plain string literal" in sub.problems[0]
+
+
+# --------------------------------------------------------------- on the kernel
+@pytest.mark.parametrize("eid", IDS)
+@pytest.mark.usefixtures("clean_after")
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_reference_solution_passes(eid):
+    rep = get_exercise(eid).run(solution(eid))
+    assert rep.passed, rep.text()
+    assert [r.check for r in rep.results] == list(get_exercise(eid).CHECKS)
+    assert rep.results[-1].check == "clean" and rep.results[-1].status == PASS
+
+
+@pytest.mark.parametrize("eid", IDS)
+@pytest.mark.usefixtures("clean_after")
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_released_notebook_fails_unmodified(eid):
+    ex = get_exercise(eid)
+    rep = ex.run(submission_from_notebook(os.path.join(EXE, f"{eid}.ipynb"), ex))
+    assert not rep.passed
+    no_unexpected(rep)
+    failed = [r for r in rep.results if r.status == FAIL]
+    assert failed and all(r.hint for r in failed), rep.text()
+    assert rep.results[0].status == PASS, "the learner's skeleton compiles as handed out"
+
+
+def _apply(sub: Submission, w) -> Submission:
+    bpf = sub.bpf
+    for old, new in w.bpf:
+        assert old in bpf, f"{w.name}: {old!r} is not in the reference PROGRAM"
+        bpf = bpf.replace(old, new, 1)
+    py = dict(sub.python)
+    for fn, old, new in w.py:
+        assert old in py[fn], f"{w.name}: {old!r} is not in the reference {fn}()"
+        py[fn] = py[fn].replace(old, new, 1)
+    return Submission(bpf, py, f"wrong answer {w.name}")
+
+
+@pytest.mark.parametrize("eid,w", [(e, w) for e in IDS for w in WRONG.get(e, [])],
+                         ids=[f"{e}-{w.name}" for e in IDS for w in WRONG.get(e, [])])
+@pytest.mark.usefixtures("clean_after")
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_wrong_answer_is_rejected_with_the_right_hint(eid, w):
+    ex = get_exercise(eid)
+    rep = ex.run(_apply(solution(eid), w))
+    res = {r.check: r for r in rep.results}
+    assert not rep.passed
+    assert res[w.check].status == FAIL, f"expected {w.check} to fail:\n{rep.text()}"
+    said = (res[w.check].message + " " + res[w.check].hint).lower()
+    assert w.words.lower() in said, f"{w.check} says: {said}"
+    first = next(r for r in rep.results if r.status == FAIL)
+    assert first.check == w.check, f"the first failure should be {w.check}, was {first.check}:\n{rep.text()}"
+    no_unexpected(rep)
+    assert res["clean"].status == PASS
+
+
+def test_every_exercise_has_five_wrong_answers():
+    for eid in IDS:
+        assert len(WRONG.get(eid, [])) >= 5, f"{eid} has {len(WRONG.get(eid, []))} wrong answers"
+
+
+# --------------------------------------------------------------- command line
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, EBPF_LAB_PY_TIMEOUT="4")
+    return subprocess.run([sys.executable, "-m", "ebpf_lab", *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_cli_check_exit_status():
+    ok = _cli("check", "kmalloc-per-pid", os.path.join(SOL, "kmalloc-per-pid.ipynb"))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "11/11 checks passed" in ok.stdout
+    bad = _cli("check", "kmalloc-per-pid", os.path.join(EXE, "kmalloc-per-pid.ipynb"))
+    assert bad.returncode == 1
+    assert "FAIL  fires" in bad.stdout and "hint:" in bad.stdout and "Traceback" not in bad.stdout + bad.stderr
+    missing = _cli("check", "kmalloc-per-pid", "/nonexistent.ipynb")
+    assert missing.returncode == 1 and "no such file" in missing.stderr
+    unknown = _cli("check", "no-such-exercise", os.path.join(SOL, "kmalloc-per-pid.ipynb"))
+    assert unknown.returncode == 1 and "no exercise" in unknown.stderr
+
+
+def test_cli_release_check_and_list():
+    r = _cli("release", "--check")
+    assert r.returncode == 0, r.stdout
+    lst = _cli("exercises")
+    assert lst.returncode == 0 and all(e in lst.stdout for e in IDS)
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_grade_folder_gives_learner_by_check_table_and_csv(tmp_path):
+    sub = tmp_path / "submitted"
+    sub.mkdir()
+    eid = "kmalloc-filter"
+    (sub / "alice.ipynb").write_text(open(os.path.join(SOL, f"{eid}.ipynb")).read())
+    (sub / "bob.ipynb").write_text(open(os.path.join(EXE, f"{eid}.ipynb")).read())
+    (sub / "carol").mkdir()
+    (sub / "carol" / f"{eid}.ipynb").write_text("{ not a notebook")
+    csv = tmp_path / "marks.csv"
+    r = _cli("grade", str(sub), "--exercise", eid, "--csv", str(csv))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1/3 learners passed every check" in r.stdout
+    df = pd.read_csv(csv, index_col="learner")
+    assert sorted(df.index) == ["alice", "bob", "carol"]
+    checks = list(get_exercise(eid).CHECKS)
+    assert set(checks) <= set(df.columns)
+    assert (df.loc["alice", checks] == "pass").all()
+    assert df.loc["bob", "fires"] == "fail" and df.loc["bob", "compiles"] == "pass"
+    assert df.loc["carol", "compiles"] == "fail" and "could not read" in df.loc["carol", "first_problem"]
+    assert df.loc["alice", "score"] == len(checks) and df.loc["bob", "score"] < len(checks)
+
+
+# --------------------------------------------------------------- inline, in a notebook
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+@pytest.mark.notebook
+def test_inline_check_in_the_teacher_notebook_runs_headless():
+    import nbclient
+    import nbformat
+
+    for eid, want in (("kmalloc-per-pid", "well done"), ):
+        nb = nbformat.read(os.path.join(SOL, f"{eid}.ipynb"), as_version=4)
+        nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                                resources={"metadata": {"path": SOL}}).execute()
+        graded = [c for c in nb.cells if f"check-{eid}" in c.metadata.get("tags", [])][0]
+        html = "".join(o.get("data", {}).get("text/html", "") for o in graded.outputs)
+        assert want in html and "FAIL" not in html, html[:2000]
+    # the learner's version runs too, and the check cell shows failures with hints, not a traceback
+    nb = nbformat.read(os.path.join(EXE, "kmalloc-per-pid.ipynb"), as_version=4)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": EXE}}).execute()
+    graded = [c for c in nb.cells if "check-kmalloc-per-pid" in c.metadata.get("tags", [])][0]
+    assert not any(o.get("output_type") == "error" for o in graded.outputs)
+    html = "".join(o.get("data", {}).get("text/html", "") for o in graded.outputs)
+    assert "FAIL" in html and "hint:" in html
+
+
+# --------------------------------------------------------------- guest-kernel tier
+@pytest.mark.parametrize("eid", [e for e in IDS if "kprobe" in get_exercise(e).hook_variants()])
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.kprobes
+def test_kprobe_variant_reference_passes_and_skeleton_fails(eid):
+    ex = get_exercise(eid)
+    rep = ex.run(solution(eid), force_hook="kprobe")
+    assert rep.passed, rep.text()
+    assert "kprobe" in rep.hook_path
+    rep = ex.run(submission_from_notebook(os.path.join(EXE, f"{eid}.ipynb"), ex), force_hook="kprobe")
+    assert not rep.passed
+    no_unexpected(rep)
