@@ -5,7 +5,9 @@
  * Hook: tracepoint kmem:kmalloc (on_kmalloc), attached next to the learner's
  * program on the same workload. Needs: BPF tracepoint programs, hash maps.
  * Counts, per watched process, what a right answer must report, and what
- * the usual wrong answers report instead (so the grader can name the mistake).
+ * the usual wrong answers report instead (so the grader can name the mistake);
+ * and bytes_alloc per process for every process (kmalloc-per-pid's Python part
+ * is graded on these real totals even when the learner's C is still wrong).
  *
  * Parameters (-D flags): TARGET_PID, NOISE_PID (the two workload processes),
  * MIN_BYTES (the exercise's threshold).
@@ -23,6 +25,7 @@ struct truth {
 };
 
 BPF_HASH(truth_by_pid, u32, struct truth, 16);
+BPF_HASH(all_bytes, u32, u64, 10240);
 
 int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 {
@@ -30,6 +33,7 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 	struct truth zero = {};
 	struct truth *t;
 
+	all_bytes.increment(pid, args->bytes_alloc);
 	if (pid != TARGET_PID && pid != NOISE_PID)
 		return 0;
 	t = truth_by_pid.lookup_or_try_init(&pid, &zero);
