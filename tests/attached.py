@@ -20,7 +20,7 @@ import shutil
 import subprocess
 from typing import Dict, Iterable, List
 
-from conftest import bpf_fds
+from labtest import bpf_fds
 
 
 def bpftool_progs() -> List[dict]:

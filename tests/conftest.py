@@ -17,6 +17,9 @@ from typing import Callable, Dict, List, Tuple
 
 import pytest
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from labtest import bpf_fds  # noqa: E402  (shared helpers live in tests/labtest.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 # Features that may be missing in CI because another tier covers them.
@@ -109,22 +112,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 
 
 # ------------------------------------------------------------- leak checks
-def bpf_fds(pid: int = 0) -> Dict[str, int]:
-    """Count this process's BPF objects and perf events (attached probes) by kind."""
-    pid = pid or os.getpid()
-    out = {"bpf-prog": 0, "bpf-map": 0, "bpf_link": 0, "perf_event": 0}
-    d = f"/proc/{pid}/fd"
-    for fd in os.listdir(d):
-        try:
-            target = os.readlink(os.path.join(d, fd))
-        except OSError:
-            continue
-        for k in out:
-            if k in target:
-                out[k] += 1
-    return out
-
-
 @pytest.fixture
 def no_bpf_leak():
     """Fails the test if it leaves BPF programs, maps or probes open in this process."""
@@ -143,7 +130,6 @@ def repo_root() -> str:
     return ROOT
 
 
-sys.path.insert(0, os.path.join(ROOT, "tests"))
 
 
 # ------------------------------------------------------- the lab network
@@ -155,3 +141,24 @@ def lab_net():
     with LabNetwork() as net:
         yield net
     assert net.leftovers() == [], f"lab network left behind: {net.leftovers()}"
+
+
+# ------------------------------------------------------------ tier reports
+# A passing test's output is hidden by `pytest -ra`. Tests that run others
+# elsewhere (the guest-kernel tier, tests/guest/) report what ran there through
+# this fixture; the lines are printed in a section at the end of the run.
+_TIER_REPORT = pytest.StashKey[List[str]]()
+
+
+@pytest.fixture
+def tier_report(pytestconfig: pytest.Config) -> List[str]:
+    """A list to append summary lines to; printed under "tier reports" at the end."""
+    return pytestconfig.stash.setdefault(_TIER_REPORT, [])
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    lines = config.stash.get(_TIER_REPORT, [])
+    if lines:
+        terminalreporter.section("tier reports")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import bpf_fds
+from labtest import bpf_fds
 from ebpf_lab import CompileError, LessonStateError, VerifierError
 from ebpf_lab.lessons.kmalloc import KmallocLesson, list_tracepoints, tracepoint_format
 from ebpf_lab.tutorial import run_trace_printk
