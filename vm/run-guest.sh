@@ -2,7 +2,10 @@
 # Boot the guest-kernel tier's image (vm/image.sh; built if needed) under QEMU
 # software emulation and run one command in it, over this checkout.
 #
-#   sudo vm/run-guest.sh [--timeout SECONDS] [--results DIR] -- COMMAND [ARGS...]
+#   sudo vm/run-guest.sh [--timeout SECONDS] [--results DIR] [--image DIR] -- COMMAND [ARGS...]
+#
+# --image boots a given image folder (from vm/image.sh) instead of building or
+# reusing the one of the current recipe.
 #
 # In the guest, COMMAND runs as root in /mnt/ebpflab, a writable overlay of
 # this checkout (shared read-only over 9p, tag "ebpflab"), with the image's
@@ -25,21 +28,23 @@ here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 timeout_s=900
 results=
+image=
 while [ $# -gt 0 ]; do
     case "$1" in
         --timeout) timeout_s=$2; shift 2 ;;
         --results) results=$2; shift 2 ;;
+        --image) image=$2; shift 2 ;;
         --) shift; break ;;
         *) break ;;
     esac
 done
-[ $# -gt 0 ] || { echo "usage: vm/run-guest.sh [--timeout S] [--results DIR] -- COMMAND [ARGS...]" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: vm/run-guest.sh [--timeout S] [--results DIR] [--image DIR] -- COMMAND [ARGS...]" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null \
     || { echo "run-guest: qemu-system-x86_64 is not installed (sudo scripts/setup.sh --test)" >&2; exit 2; }
 
 say() { printf '[guest] %s\n' "$*" >&2; }
 
-image=$("$here/image.sh" | tail -1)
+[ -n "$image" ] || image=$("$here/image.sh" | tail -1)
 [ -f "$image/ok" ] || { echo "run-guest: no image (vm/image.sh printed '$image')" >&2; exit 2; }
 
 if [ -z "$results" ]; then results=$(mktemp -d /tmp/ebpf-lab-guest.XXXXXX); fi
