@@ -39,7 +39,7 @@ def check_01(out, expect_kprobes):
     if expect_kprobes:
         assert f"hook used: kprobe:{fn}" in tut
         assert f"kprobe:{fn}" in attach and f"kretprobe:{fn}" in attach and "note:" not in attach
-        assert f"hooks: ['kprobe:{fn}', 'kretprobe:{fn}']" in text_of(out["kprobe-run"])
+        assert f"already ran this variant, hooks: ['kprobe:{fn}', 'kretprobe:{fn}']" in text_of(out["kprobe-run"])
     else:
         assert "hook used: tracepoint:syscalls:sys_enter_kill" in tut
         assert "tracepoint:syscalls:sys_enter_kill" in attach and "note: kprobes are missing" in attach

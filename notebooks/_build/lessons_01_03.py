@@ -250,7 +250,9 @@ an ABI, the same whatever kernel headers compile the program.
 print(open(program_path("hello_kill_kprobe.bpf.c")).read())
 """),
     code("kprobe-run", """
-if _kernel.kprobes_available():
+if df.attrs["hooks"][0].startswith("kprobe:"):
+    print(f"This kernel has kprobes: the lesson above already ran this variant, hooks: {df.attrs['hooks']}")
+elif _kernel.kprobes_available():  # hook="tracepoint" was chosen above; run the kprobe variant too
     kp = HelloKillLesson(hook="kprobe")
     d = kp.run()
     print(f"hooks: {d.attrs['hooks']}")
@@ -260,7 +262,7 @@ if _kernel.kprobes_available():
 else:
     print("This kernel has no kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events), so the kprobe "
           "variant cannot attach here; the lesson above used the tracepoints syscalls:sys_enter_kill and "
-          "sys_exit_kill instead. On a kernel with kprobes this cell runs the kprobe + kretprobe variant.")
+          "sys_exit_kill instead. On a kernel with kprobes the lesson runs this kprobe + kretprobe variant.")
 """),
     md("""
 ## What you saw
