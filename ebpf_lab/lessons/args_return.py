@@ -25,7 +25,6 @@ user-space function arguments.
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import time
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
