@@ -167,6 +167,19 @@ def _reap(pid: int, fd: int) -> None:
         os.unlink(path)
 
 
+def _forget_in_child() -> None:
+    """A forked child owns nothing: it must never remove its parent's objects at its exit.
+
+    pyroute2 forks to enter network namespaces and ends those children with
+    SIGTERM; a child that unwinds (e.g. through a SIGTERM handler raising
+    SystemExit) would otherwise run release_all() on its copy of the entries.
+    """
+    global _reaper
+    _entries.clear()
+    _reaper = None
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
 atexit.register(release_all)
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--reap":

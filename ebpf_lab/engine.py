@@ -153,6 +153,10 @@ def _close_all() -> None:
         lesson.detach()
 
 
+# A forked child (pyroute2 forks to enter network namespaces) must not detach its parent's lessons at exit.
+os.register_at_fork(after_in_child=_live.clear)
+
+
 @contextlib.contextmanager
 def _capture_stderr() -> Iterator[Callable[[], str]]:
     """Capture what C code (clang, libbpf) writes to file descriptor 2."""

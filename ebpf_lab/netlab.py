@@ -44,6 +44,22 @@ _ALIAS_RX = re.compile(r"^ebpf-lab pid=(\d+)")
 _SIDES = ("snd", "rcv")
 
 
+def _default_sigterm_in_child() -> None:
+    """pyroute2 forks helpers to enter namespaces and stops them with SIGTERM. A handler inherited from
+    the parent (the CLI's raises SystemExit) would make such a helper unwind through the parent's code
+    instead of dying; the helpers get the default action back."""
+    import signal
+
+    try:
+        if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except (ValueError, OSError):
+        pass
+
+
+os.register_at_fork(after_in_child=_default_sigterm_in_child)
+
+
 def _pyroute2() -> Any:
     try:
         import pyroute2  # noqa: F401
@@ -159,8 +175,8 @@ class LabNetwork:
 
     def close(self) -> None:
         """Remove both namespaces (which removes the veth pair and everything on it). Idempotent."""
-        if self.closed:
-            return
+        if self.closed or os.getpid() != self.owner:
+            return  # a forked child (pyroute2 forks to enter namespaces) never removes its parent's network
         self.closed = True
         _, netns = _pyroute2()
         for ns in reversed(self._created):

@@ -122,7 +122,7 @@ def attach_tc_ingress(net: LabNetwork, side: str, fd: int, name: str, *, doing: 
 
 
 def _del_clsact(net: LabNetwork, side: str) -> None:
-    if net.closed:
+    if net.closed or os.getpid() != net.owner:
         return
     try:
         with net.ipr(side) as ipr:
@@ -170,7 +170,7 @@ def attach_xdp(net: LabNetwork, side: str, fd: int, mode: str, *, doing: str) ->
 
 
 def _del_xdp(net: LabNetwork, side: str, mode: str) -> None:
-    if net.closed:
+    if net.closed or os.getpid() != net.owner:
         return
     try:
         with net.ipr(side) as ipr:

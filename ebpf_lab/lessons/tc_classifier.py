@@ -148,7 +148,7 @@ class TutorialTC:
 
     def detach(self) -> Optional[CommandResult]:
         """``tc qdisc del dev DEV clsact`` (removes the filter with it)."""
-        if self._qdisc_token is None:
+        if self._qdisc_token is None or os.getpid() != self.net.owner:
             return None
         r = None
         if not self.net.closed:

@@ -157,7 +157,7 @@ class XdpVsTcLesson(Lesson):
         self._ipt = (table, chain)
 
         def off() -> None:
-            if not self.net.closed:
+            if not self.net.closed and os.getpid() == self.net.owner:
                 self.net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
             _registry.unregister(token)
 

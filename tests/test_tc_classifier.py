@@ -1,0 +1,175 @@
+"""Lesson 04: the tutorial's TC classifier on the lab network.
+
+The boundary where pings stop getting through must equal the one predicted
+from the header sizes and the one BPF_PROG_TEST_RUN finds; nothing of the lab
+may remain after a run, an error, an interrupt.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
+from ebpf_lab.lessons.tc_classifier import (OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
+                                            default_payloads)
+from ebpf_lab.netlab import lab_objects
+
+pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc]
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PY = sys.executable
+
+
+def _mine() -> list:
+    return [o for o in lab_objects() if f"ebl-{os.getpid()}-" in o]
+
+
+def test_craft_frame_lengths():
+    for n in (42, 100, 499, 500, 1514):
+        f = craft_frame(n)
+        assert len(f) == n and f[12:14] == b"\x08\x00"
+        assert int.from_bytes(f[16:18], "big") == n - 14  # IPv4 total length = frame - Ethernet header
+
+
+@pytest.mark.parametrize("limit", [500, 1000])
+def test_boundary_pings_equal_headers_equal_test_run(lab_net, limit, no_bpf_leak):
+    lab = TcClassifierLesson(net=lab_net, limit=limit)
+    with lab:
+        lab.compile()
+        lab.load()
+        lab.attach()
+        assert "clsact" in lab_net.qdiscs("rcv")
+        payloads = default_payloads(limit, coarse_step=300, window=2)
+        df = lab.sweep(payloads)
+        from_test_run = lab.boundary_from_test_run()
+        verdicts = lab.test_run()
+    # the sweep's own facts
+    assert list(df["payload_bytes"]) == sorted(payloads)
+    from_pings = df.attrs["boundary_payload"]
+    from_headers = limit - 14 - 20 - 8
+    assert from_pings == from_headers == from_test_run - OVERHEAD
+    assert df.attrs["boundary_is_clean"] and df.attrs["last_delivered_payload"] == from_headers - 1
+    # what the classifier saw: skb->len = payload + 42, every request counted with the right verdict
+    assert (df["skb_len"] == df["payload_bytes"] + 42).all()
+    assert (df.loc[df.delivered, "classifier_pass"] == df.loc[df.delivered, "sent"]).all()
+    assert (df.loc[~df.delivered, "classifier_drop"] == df.loc[~df.delivered, "sent"]).all()
+    assert (df["delivered"] == (df["verdict_expected"] == "pass")).all()
+    assert list(verdicts["verdict"]) == ["TC_ACT_OK", "TC_ACT_SHOT", "TC_ACT_SHOT"]
+    assert list(verdicts["frame_bytes"]) == [limit - 1, limit, limit + 1]
+    # detached: the lab network is the fixture's and stays; our qdisc is gone
+    assert lab_net.qdiscs("rcv") == ["noqueue"]
+
+
+def test_tutorial_pipeline_and_tc_commands(lab_net):
+    with TutorialTC(lab_net) as t:
+        built = t.build()
+        assert built.ok and "implicit declaration of function 'process_packet'" in built.stderr
+        assert "clang -O2 -emit-llvm -c" in built.command and "llc -march=bpf -mcpu=probe -filetype=obj" in built.command
+        strict = t.build(strict=True)  # what clang >= 16 does by default
+        assert not strict.ok and "error: implicit declaration of function 'process_packet'" in strict.stderr
+        fixed = t.build("tc_classifier_fixed.bpf.c", strict=True)
+        assert fixed.ok and "implicit" not in fixed.stderr
+        t.build()  # back to the tutorial's own object
+        add = t.attach()
+        assert [r.ok for r in add] == [True, True]
+        assert add[1].command.endswith("ingress bpf direct-action obj " + t.obj + " sec test")
+        shown = t.show()
+        assert "foo.o:[test]" in shown.stdout and "direct-action" in shown.stdout
+        # the tutorial: `ping -s 500` fails, a plain ping works; the edge is 457/458
+        assert lab_net.ping(56)["received"] > 0
+        assert lab_net.ping(500)["received"] == 0
+        assert lab_net.ping(457)["received"] > 0 and lab_net.ping(458)["received"] == 0
+        gone = t.detach()
+        assert gone is not None and gone.ok and gone.command.startswith("tc qdisc del dev")
+        assert lab_net.qdiscs("rcv") == ["noqueue"]
+        assert lab_net.ping(500)["received"] > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1, "abc", 1.5, True, 70000])
+def test_limit_must_be_a_positive_integer(bad):
+    before = lab_objects()
+    with pytest.raises(LabParameterError) as e:
+        TcClassifierLesson(limit=bad)
+    assert "limit" in str(e.value)
+    assert lab_objects() == before
+
+
+def test_missing_tools_are_named_and_change_nothing(lab_net, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no clang, llc or tc to be found
+    with TutorialTC(lab_net) as t:
+        with pytest.raises(FeatureUnavailable) as e:
+            t.build()
+        assert e.value.feature == "clang" and "clang, llc not found" in str(e.value) and "apt-get install" in str(e.value)
+        open(t.obj, "wb").close()
+        with pytest.raises(FeatureUnavailable) as e:
+            t.attach()
+        assert e.value.feature == "tc" and "nothing was changed" in str(e.value)
+    monkeypatch.undo()
+    assert lab_net.qdiscs("rcv") == ["noqueue"]
+
+
+def test_foreign_clsact_is_refused_and_kept(lab_net):
+    subprocess.run(lab_net.command("rcv", ["tc", "qdisc", "add", "dev", lab_net.ifname["rcv"], "clsact"]), check=True)
+    subprocess.run(lab_net.command("rcv", ["tc", "filter", "add", "dev", lab_net.ifname["rcv"], "ingress",
+                                           "protocol", "all", "u32", "match", "u32", "0", "0", "flowid", "1:1"]), check=True)
+    lab = TcClassifierLesson(net=lab_net)
+    lab.compile()
+    lab.load()
+    with pytest.raises(AttachError) as e:
+        lab.attach()
+    assert "already has a clsact qdisc" in str(e.value) and "Nothing was changed" in str(e.value)
+    with TutorialTC(lab_net) as t:
+        t.build()
+        with pytest.raises(AttachError):
+            t.attach()
+    assert "clsact" in lab_net.qdiscs("rcv")
+    filt = subprocess.run(lab_net.command("rcv", ["tc", "filter", "show", "dev", lab_net.ifname["rcv"], "ingress"]),
+                          capture_output=True, text=True).stdout
+    assert "u32" in filt and "bpf" not in filt
+
+
+def test_run_owns_and_removes_its_network():
+    df = TcClassifierLesson(limit=300).run(payloads=[100, 257, 258, 400])
+    assert list(df["delivered"]) == [True, True, False, False]
+    assert df.attrs["boundary_payload"] == 258
+    assert _mine() == []
+
+
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([PY, "-m", "ebpf_lab", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, **kw)
+
+
+def test_cli_run_writes_the_sweep(tmp_path):
+    out = tmp_path / "sweep.csv"
+    p = _cli("run", "tc-classifier", "--set", "limit=500", "--out", str(out))
+    stdout, stderr = p.communicate(timeout=180)
+    assert p.returncode == 0, stderr
+    df = pd.read_csv(out)
+    assert {"payload_bytes", "skb_len", "delivered", "classifier_pass", "classifier_drop"} <= set(df.columns)
+    assert df.loc[~df.delivered, "payload_bytes"].min() == 458
+    assert "delivery stops at ping -s 458" in stdout
+
+
+def _child_networks(pid: int) -> list:
+    return [o for o in lab_objects() if f"ebl-{pid}-" in o]
+
+
+def test_interrupted_mid_sweep_leaves_nothing():
+    """SIGINT (what Ctrl-C sends) while the sweep is pinging: exit 130, nothing of the lab remains."""
+    p = _cli("run", "tc-classifier", "--set", "count=5")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not _child_networks(p.pid):
+        time.sleep(0.05)
+    assert _child_networks(p.pid), "the lesson never built its network"
+    time.sleep(1.5)  # into the sweep
+    p.send_signal(signal.SIGINT)
+    _, stderr = p.communicate(timeout=60)
+    assert p.returncode == 130, stderr
+    assert "interrupted" in stderr
+    assert _child_networks(p.pid) == []
