@@ -147,6 +147,7 @@ def test_kprobe_path():
     assert_open_matches_workload(lab, df, report)
 
 
+@pytest.mark.kprobes  # not a kprobe, but run by the guest-kernel tier, whose stock kernel loads fexit
 def test_fexit_path():
     ok, why = fexit_loads()
     if not ok:

@@ -59,6 +59,8 @@ def check_03(out, expect_kprobes):
     if expect_kprobes:
         assert f"kprobe:{fn}" in attach and f"kretprobe:{fn}" in attach and "note:" not in attach
         assert "CONFIG_KPROBES" not in tut
+        if re.search(r"function_in_kernel\s+True", tut):  # the tutorial's own probes attached for real
+            assert re.search(r"attached\s+True", tut) and "attached for real" in tut
     else:
         assert "tracepoint:syscalls:sys_enter_openat" in attach or f"fentry:{fn}" in attach
         assert "note: this kernel has no kprobes" in attach
