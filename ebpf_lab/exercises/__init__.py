@@ -19,6 +19,10 @@ EXERCISES: Dict[str, str] = {
     "kill-signal-counts": "ebpf_lab.exercises.kill:KillSignalCounts",
     "openat-failures": "ebpf_lab.exercises.openat:OpenatFailures",
     "openat-latency": "ebpf_lab.exercises.openat:OpenatLatency",
+    "tc-count-protocols": "ebpf_lab.exercises.net:TcCountProtocols",
+    "tc-drop-big-icmp": "ebpf_lab.exercises.net:TcDropBigIcmp",
+    "xdp-drop-big-icmp": "ebpf_lab.exercises.net:XdpDropBigIcmp",
+    "xdp-then-tc": "ebpf_lab.exercises.net:XdpThenTc",
 }
 
 

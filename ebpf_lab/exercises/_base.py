@@ -29,6 +29,33 @@ from . import _sandbox
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 #: seconds a learner's Python function may run before the grader stops it
 PY_TIMEOUT = float(os.environ.get("EBPF_LAB_PY_TIMEOUT", "10"))
+#: seconds one whole grading run may take before it is stopped (and everything removed)
+GRADE_TIMEOUT = float(os.environ.get("EBPF_LAB_GRADE_TIMEOUT", "120"))
+
+
+class _GradeTimeout(BaseException):
+    """Raised by the watchdog; a BaseException so that no ``except Exception`` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def _watchdog(seconds: float) -> Iterator[None]:
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread() or seconds <= 0:
+        yield
+        return
+
+    def fire(signum: int, frame: Any) -> None:
+        raise _GradeTimeout()
+
+    old = signal.signal(signal.SIGALRM, fire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
 
 
 class Fail(Exception):
@@ -146,6 +173,9 @@ _VERIFIER_HINTS: List[Tuple[str, str]] = [
      "the verifier must see every loop end: give loops a constant upper bound."),
     (r"invalid indirect read from stack|invalid read from stack",
      "a helper reads stack memory you never wrote: initialise structs and keys first (`struct key_t key = {};`)."),
+    (r"invalid access to packet|R\d+ offset is outside of the packet",
+     "the program reads a packet header without proving it lies before data_end: check "
+     "`if ((void *)(ip + 1) > data_end) return ...;` before reading ip->... (the same for every header)."),
     (r"invalid mem access|invalid access to", "the program reads memory it may not read directly: use bpf_probe_read_kernel() / bpf_probe_read_user()."),
     (r"unknown func|program of this type cannot use helper", "this hook's programs may not call that helper."),
 ]
@@ -317,6 +347,7 @@ class Grader:
         self.hook_path = ""
         self.stack = contextlib.ExitStack()
         self.programs: List[GradedProgram] = []
+        self.nets: List[Any] = []  # lab networks of this run (checked gone by verify_clean)
         self.facts: Dict[str, Any] = {}
 
     # -- recording
@@ -371,14 +402,20 @@ class Grader:
         return p
 
     def build(self, text: Optional[str], hooks: Sequence[Hook], cflags: Sequence[str] = (), *,
-              events_map: str = "", compiles: str = "compiles", loads: str = "loads") -> Optional[GradedProgram]:
-        """Compile, load and attach the learner's program, recording 'compiles' and 'loads'."""
+              events_map: str = "", compiles: str = "compiles", loads: str = "loads",
+              prepare: Optional[Callable[[GradedProgram], None]] = None) -> Optional[GradedProgram]:
+        """Compile, load and attach the learner's program, recording 'compiles' and 'loads'.
+
+        ``prepare(program)`` runs before compiling (e.g. to say where network hooks attach).
+        """
         if not text or not text.strip():
             self.record(compiles, FAIL, "no BPF program was found in your notebook.",
                         f"keep your C code in the string {self.exercise.bpf_var} = r\"\"\"...\"\"\" in the cell tagged "
                         f"'{self.exercise.bpf_tag}'.")
             return None
         p = self.program(text, hooks, cflags, events_map=events_map)
+        if prepare is not None:
+            prepare(p)
         try:
             p.compile()
         except CompileError as e:
@@ -465,7 +502,11 @@ class Grader:
         """After detaching: no program of this run is left in the kernel."""
         ids = self.facts.get("prog_ids", [])
         left = wait_gone(ids)
-        if left:
+        nets = [x for n in self.nets for x in n.leftovers()]
+        if nets:
+            self.record(check, FAIL, f"the grader's lab network is still there: {', '.join(nets)}.",
+                        "run `sudo ebpf-lab cleanup`; if this persists, tell your teacher.")
+        elif left:
             self.record(check, FAIL, f"{len(left)} BPF program(s) of this run are still loaded (ids {left}).",
                         "run `sudo ebpf-lab cleanup`; if this persists, tell your teacher.")
         else:
@@ -535,6 +576,28 @@ class Exercise:
         t0 = time.monotonic()
         g = Grader(self, sub, force_hook=force_hook)
         try:
+            with _watchdog(GRADE_TIMEOUT):
+                self._run(g, sub, force_hook)
+        except _GradeTimeout:
+            first = next((c for c in self.CHECKS if c not in g.results), next(iter(self.CHECKS)))
+            g.record(first, FAIL, f"grading took longer than {GRADE_TIMEOUT:g} s and was stopped; everything it "
+                     "attached was removed.", "grade again; if it happens again, tell your teacher.")
+        finally:
+            g.close()
+        if "clean" in self.CHECKS:
+            g.verify_clean("clean")
+        for c in self.CHECKS:  # everything not reached is reported as skipped
+            if c not in g.results:
+                failed = next((r.check for r in g.results.values() if r.status == FAIL), None)
+                g.results[c] = CheckResult(c, self.CHECKS[c], SKIP,
+                                           f"not checked: '{failed}' has to pass first" if failed else "not reached")
+        ordered = [g.results[c] for c in self.CHECKS]
+        hp = {"kprobe": "graded on kprobes", "tracepoint": "graded on tracepoints (this kernel has no kprobes)"
+              if "kprobe" in self.hook_variants() else "graded on tracepoints"}.get(g.hook_path, f"graded on {g.hook_path}")
+        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2))
+
+    def _run(self, g: Grader, sub: Submission, force_hook: Optional[str]) -> None:
+        try:
             _kernel.require_root(f"grading exercise {self.id}")
             _kernel.ensure_kernel_fs()
             if sub.problems and sub.bpf is None and not sub.python:
@@ -559,19 +622,6 @@ class Exercise:
             first = next((c for c in self.CHECKS if c not in g.results), next(iter(self.CHECKS)))
             g.record(first, FAIL, f"the grader hit an unexpected problem ({type(e).__name__}: {e}).",
                      "this is not necessarily your fault: tell your teacher.")
-        finally:
-            g.close()
-        if "clean" in self.CHECKS:
-            g.verify_clean("clean")
-        for c in self.CHECKS:  # everything not reached is reported as skipped
-            if c not in g.results:
-                failed = next((r.check for r in g.results.values() if r.status == FAIL), None)
-                g.results[c] = CheckResult(c, self.CHECKS[c], SKIP,
-                                           f"not checked: '{failed}' has to pass first" if failed else "not reached")
-        ordered = [g.results[c] for c in self.CHECKS]
-        hp = {"kprobe": "graded on kprobes", "tracepoint": "graded on tracepoints (this kernel has no kprobes)"
-              if "kprobe" in self.hook_variants() else "graded on tracepoints"}.get(g.hook_path, g.hook_path)
-        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2))
 
 
 # ------------------------------------------------------ notebooks

@@ -1,0 +1,409 @@
+"""Exercises of lessons 04 (TC classifier) and 05 (XDP vs TC).
+
+Every grading run builds its own lab network (:class:`ebpf_lab.netlab.LabNetwork`:
+two fresh namespaces and a veth pair; never the machine's interfaces), attaches
+the learner's program on the receiver's side (TC clsact ingress, XDP generic),
+and sends real traffic from the sender: pings of chosen sizes (``-M do``, so one
+echo request is one frame of payload + 42 bytes) and UDP datagrams of chosen
+sizes. What arrives is the truth the checks compare with: ping replies, and the
+datagrams a receiver in the receiver namespace counted. The network is removed
+at the end, and the check ``clean`` makes sure of it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from ..engine import Hook
+from ..errors import AttachError, FeatureUnavailable
+from ._base import Exercise, Fail, GradedProgram, Grader, Stop
+
+ETH_IP_ICMP = 14 + 20 + 8   # frame bytes around a ping payload
+ETH_IP_UDP = 14 + 20 + 8    # ... and around a UDP payload
+UDP_PORT = 9
+PING_COUNT = 2
+
+_RECEIVER = r'''
+import json, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.settimeout(5.0)
+print("ready", flush=True)
+got = {}
+try:
+    while True:
+        data = s.recv(65535)
+        if data == b"STOP":
+            break
+        got[len(data)] = got.get(len(data), 0) + 1
+except socket.timeout:
+    pass
+print(json.dumps(got), flush=True)
+'''
+
+_SENDER = r'''
+import json, socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+plan = json.loads(sys.argv[3])
+for size, n in plan:
+    for _ in range(n):
+        s.sendto(b"u" * size, (sys.argv[1], int(sys.argv[2])))
+        time.sleep(0.002)
+time.sleep(0.05)
+for _ in range(3):
+    s.sendto(b"STOP", (sys.argv[1], int(sys.argv[2])))
+    time.sleep(0.05)
+'''
+
+
+@dataclasses.dataclass
+class Traffic:
+    """What was sent and what arrived."""
+
+    pings: List[Dict[str, int]]            # payload, frame, sent, received
+    udp_sent: Dict[int, int]               # payload -> datagrams sent
+    udp_got: Dict[int, int]                # payload -> datagrams received
+
+    def ping(self, frame: int) -> Dict[str, int]:
+        return next(p for p in self.pings if p["frame"] == frame)
+
+
+class NetWorkload:
+    """A lab network and the traffic of the network exercises."""
+
+    def __init__(self, g: Grader) -> None:
+        from ..netlab import LabNetwork
+
+        self.net = LabNetwork()
+        g.stack.callback(self.close)
+        g.nets.append(self.net)
+        self.net.up()
+
+    def close(self) -> None:
+        self.net.close()
+
+    def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3) -> Traffic:
+        net = self.net
+        recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT)], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+        try:
+            line = recv.stdout.readline().strip()
+            if line != "ready":
+                raise Fail("the grader's UDP receiver did not start.", "grade again; tell your teacher if it persists.")
+            pings = []
+            for frame in ping_frames:
+                r = net.ping(frame - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.4)
+                pings.append({"payload": frame - ETH_IP_ICMP, "frame": frame, "sent": r["sent"], "received": r["received"]})
+            plan = [(f - ETH_IP_UDP, udp_count) for f in udp_frames]
+            net.run("snd", [sys.executable, "-c", _SENDER, net.addr["rcv"], str(UDP_PORT), json.dumps(plan)], timeout=30)
+            out, _ = recv.communicate(timeout=10)
+        finally:
+            if recv.poll() is None:
+                recv.kill()
+                recv.wait()
+        got = {int(k): int(v) for k, v in json.loads(out.strip().splitlines()[-1] or "{}").items()} if out.strip() else {}
+        return Traffic(pings, {s: n for s, n in plan}, got)
+
+
+def _attach_net(p: GradedProgram, net: Any) -> None:
+    """Let a graded program attach TC and XDP hooks on the lab network's receiver."""
+    from ..lessons import _net
+
+    def attach_one(h: Hook) -> Callable[[], None]:
+        from .._bcc import import_bcc
+        from ..engine import _prog_type
+
+        fn = p.bpf.load_func(h.fn, _prog_type(import_bcc(), h.kind))  # bcc returns the program loaded in load()
+        if h.kind == "sched_cls":
+            return _net.attach_tc_ingress(net, "rcv", fn.fd, h.fn, doing="attaching your program to TC ingress")
+        if h.kind == "xdp":
+            return _net.attach_xdp(net, "rcv", fn.fd, "generic", doing="attaching your program to XDP")
+        raise AttachError(f"unknown hook kind {h.kind}")
+
+    p._attach_one = attach_one  # type: ignore[method-assign]
+
+
+def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook], cflags: Sequence[str] = ()) -> Optional[GradedProgram]:
+    return g.build(text, hooks, cflags, prepare=lambda p: _attach_net(p, w.net))
+
+
+class _NetExercise(Exercise):
+    needs = ("netns", "tc")
+    LIMIT = 400
+    hook = "tc"
+
+    def hook_variants(self) -> List[str]:
+        return [self.hook]
+
+    def frames(self) -> Tuple[List[int], List[int]]:
+        """Ping frame sizes and UDP frame sizes around LIMIT."""
+        L = self.LIMIT
+        return [L - 100, L - 1, L, L + 300], [L - 100, L + 300]
+
+    def check_drop_rule(self, g: Grader, t: Traffic, *, verdict: str, shot: str) -> None:
+        """The checks of 'drop ICMP frames of LIMIT bytes or more; pass everything else'."""
+        L = self.LIMIT
+        small, below, at, big = (t.ping(f) for f in self.frames()[0])
+
+        @g.step("small-pass", needs=["loads"])
+        def _():
+            if small["received"] == 0:
+                if big["received"] == 0 and not t.udp_got:
+                    raise Fail(f"nothing got through at all: no ping reply, no UDP datagram.",
+                               f"frames that are not IPv4 (ARP!) must pass, or hosts cannot even find each "
+                               f"other: return {verdict} for them. Drop only ICMP frames of LIMIT bytes or more.")
+                raise Fail(f"a small ping ({small['frame']}-byte frames) got no reply.",
+                           f"only frames of at least LIMIT={L} bytes are dropped.")
+
+        @g.step("big-dropped", needs=["small-pass"])
+        def _():
+            if big["received"]:
+                raise Fail(f"a big ping ({big['frame']}-byte frames, LIMIT={L}) still got {big['received']} "
+                           f"repl{'y' if big['received'] == 1 else 'ies'}.",
+                           f"return {shot} for ICMP frames whose length is at least LIMIT.")
+
+        @g.step("boundary", needs=["big-dropped"])
+        def _():
+            if at["received"]:
+                raise Fail(f"a ping of exactly LIMIT={L} bytes (frame) got through.",
+                           "'LIMIT bytes or more' is >=, not >. The length counts the whole frame: 14 (Ethernet) "
+                           "+ 20 (IPv4) + 8 (ICMP) + the payload.")
+            if below["received"] == 0:
+                raise Fail(f"a ping of LIMIT-1={L - 1} bytes (frame) was dropped.",
+                           "frames shorter than LIMIT pass; is the length the whole frame (Ethernet header included)?")
+
+        @g.step("udp-pass", needs=["small-pass"])
+        def _():
+            lost = {s + ETH_IP_UDP: n - t.udp_got.get(s, 0) for s, n in t.udp_sent.items() if t.udp_got.get(s, 0) < n}
+            if lost:
+                frame = max(lost)
+                raise Fail(f"UDP datagrams in {frame}-byte frames were lost ({lost[frame]} of {t.udp_sent[frame - ETH_IP_UDP]}).",
+                           "the rule is for ICMP only: check ip->protocol == IPPROTO_ICMP before dropping.")
+
+
+class TcDropBigIcmp(_NetExercise):
+    id = "tc-drop-big-icmp"
+    lesson = "tc-classifier"
+    title = "Drop only big ICMP, at TC ingress"
+    level = 2
+    CHECKS = {
+        "compiles": "your C program compiles",
+        "loads": "the verifier accepts it (packet bounds checked); it attaches to TC ingress",
+        "small-pass": "small pings (and ARP) get through",
+        "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
+        "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
+        "udp-pass": "UDP of any size gets through",
+        "clean": "the lab network and your program are gone afterwards",
+    }
+
+    def grade(self, g: Grader) -> None:
+        w = NetWorkload(g)
+        p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")], [f"-DLIMIT={self.LIMIT}"])
+        if p is None:
+            raise Stop
+        pf, uf = self.frames()
+        t = w.send(pf, uf)
+        self.check_drop_rule(g, t, verdict="TC_ACT_OK", shot="TC_ACT_SHOT")
+
+
+class XdpDropBigIcmp(_NetExercise):
+    id = "xdp-drop-big-icmp"
+    lesson = "xdp-vs-tc"
+    title = "Move the rule from TC to XDP"
+    level = 2
+    needs = ("netns", "xdp")
+    hook = "xdp"
+    CHECKS = {
+        "compiles": "your C program compiles",
+        "loads": "the verifier accepts it (packet bounds checked); it attaches to XDP",
+        "small-pass": "small pings (and ARP) get through",
+        "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
+        "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
+        "udp-pass": "UDP of any size gets through",
+        "clean": "the lab network and your program are gone afterwards",
+    }
+
+    def grade(self, g: Grader) -> None:
+        w = NetWorkload(g)
+        p = build_net(g, w, g.sub.bpf, [Hook("xdp", "xdp generic", "on_xdp")], [f"-DLIMIT={self.LIMIT}"])
+        if p is None:
+            raise Stop
+        pf, uf = self.frames()
+        t = w.send(pf, uf)
+        self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
+
+
+PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP"}
+
+
+def _expected_counts(t: Traffic, *, icmp_limit: Optional[int] = None) -> Dict[int, Dict[str, int]]:
+    """IPv4 packets and bytes per protocol arriving at the receiver's ingress (echo requests, UDP datagrams)."""
+    exp: Dict[int, Dict[str, int]] = {}
+    for p in t.pings:
+        if icmp_limit is not None and p["frame"] >= icmp_limit:
+            continue
+        e = exp.setdefault(1, {"packets": 0, "bytes": 0})
+        e["packets"] += p["sent"]
+        e["bytes"] += p["sent"] * p["frame"]
+    udp = exp.setdefault(17, {"packets": 0, "bytes": 0})
+    for size, n in t.udp_sent.items():
+        udp["packets"] += n
+        udp["bytes"] += n * (size + ETH_IP_UDP)
+    udp["packets"] += 3  # the sender's STOP datagrams
+    udp["bytes"] += 3 * (4 + ETH_IP_UDP)
+    return exp
+
+
+def _check_counts(g: Grader, check: str, got: Dict[int, Dict[str, int]], exp: Dict[int, Dict[str, int]],
+                  where: str, too_many: str = "the counts are too high: count each packet once.") -> None:
+    @g.step(check, needs=["fires"])
+    def _():
+        for proto, e in exp.items():
+            gv = got.get(proto)
+            name = PROTO_NAMES.get(proto, str(proto))
+            if gv is None:
+                raise Fail(f"your map has no entry for {name} (protocol {proto}); {e['packets']} {name} packets "
+                           f"arrived{where}.", "key the map by ip->protocol.")
+            if gv["packets"] != e["packets"]:
+                hint = (too_many if gv["packets"] > e["packets"]
+                        else "every IPv4 packet of that protocol counts (packets += 1).")
+                if gv["packets"] == e["bytes"]:
+                    hint = "packets holds the bytes: packets += 1, bytes += the length."
+                raise Fail(f"{name}: your map counts {gv['packets']} packets; {e['packets']} arrived{where}.", hint)
+            if gv["bytes"] != e["bytes"]:
+                ip_only = e["bytes"] - 14 * e["packets"]
+                hint = ("that is without the 14-byte Ethernet header: count the whole frame (skb->len)."
+                        if gv["bytes"] == ip_only else "add the frame's length (skb->len) for each packet.")
+                raise Fail(f"{name}: your map counts {gv['bytes']} bytes; the frames{where} held {e['bytes']}.", hint)
+
+
+class TcCountProtocols(_NetExercise):
+    id = "tc-count-protocols"
+    lesson = "tc-classifier"
+    title = "Count instead of drop: packets and bytes per protocol"
+    level = 1
+    py_functions = ("protocol_table",)
+    CHECKS = {
+        "compiles": "your C program compiles",
+        "loads": "the verifier accepts it; it attaches to TC ingress",
+        "passes-all": "every ping and every datagram still gets through",
+        "fires": "by_proto fills while traffic flows",
+        "counts": "packets and bytes per IPv4 protocol are exactly what arrived",
+        "py-runs": "protocol_table() returns a DataFrame",
+        "py-table": "one row per protocol name, packets, bytes and mean_bytes, most packets first",
+        "clean": "the lab network and your program are gone afterwards",
+    }
+
+    def grade(self, g: Grader) -> None:
+        w = NetWorkload(g)
+        p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
+        pf, uf = self.frames()
+        t = w.send(pf, uf)
+        if p is not None:
+            @g.step("passes-all", needs=["loads"])
+            def _():
+                lost = [x for x in t.pings if x["received"] < x["sent"]]
+                if lost or any(t.udp_got.get(s, 0) < n for s, n in t.udp_sent.items()):
+                    raise Fail("some packets were dropped" + (f" (pings of {lost[0]['frame']}-byte frames)" if lost else "") + ".",
+                               "this classifier only counts: return TC_ACT_OK for every packet.")
+
+            got: Dict[int, Dict[str, int]] = {}
+
+            @g.step("fires", needs=["loads"])
+            def _():
+                if p.map_shape("by_proto") is None:
+                    raise Fail("your program has no map named by_proto.", "keep BPF_HASH(by_proto, u32, struct proto_stats, ...) as given.")
+                for k, v in p.map_items("by_proto"):
+                    got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
+                if not got:
+                    raise Fail("by_proto stayed empty while pings and UDP datagrams arrived.",
+                               "for each IPv4 packet: look up (or create) the entry of ip->protocol and add to it.")
+
+            _check_counts(g, "counts", got, _expected_counts(t), " at the receiver")
+        # Python part: graded on the traffic's own counts, even while the C is still wrong
+        self.grade_table(g, _expected_counts(t))
+
+    def grade_table(self, g: Grader, counts: Dict[int, Dict[str, int]]) -> None:
+        counts = dict(counts)
+        counts.setdefault(6, {"packets": 1, "bytes": 66})  # a protocol more, so the order matters
+        rows = sorted(((PROTO_NAMES.get(k, str(k)), v["packets"], v["bytes"], v["bytes"] / v["packets"])
+                       for k, v in counts.items()), key=lambda r: (-r[1], r[0]))
+
+        @g.step("py-runs")
+        def df():
+            df = g.run_python("protocol_table", {k: dict(v) for k, v in counts.items()}, check="py-runs")
+            if not isinstance(df, pd.DataFrame):
+                raise Fail(f"protocol_table() returned a {type(df).__name__}, not a DataFrame.", "return a pandas DataFrame.")
+            return df
+
+        @g.step("py-table", needs=["py-runs"])
+        def _():
+            cols = ["protocol", "packets", "bytes", "mean_bytes"]
+            if list(map(str, df.columns)) != cols:
+                raise Fail(f"the columns are {list(map(str, df.columns))}.", f"name them exactly {', '.join(cols)}.")
+            got = [(str(a), int(b), int(c), float(d)) for a, b, c, d in df[cols].itertuples(index=False)]
+            names_got, names_exp = [r[0] for r in got], [r[0] for r in rows]
+            if sorted(names_got) != sorted(names_exp):
+                raise Fail(f"the protocols are {names_got}; expected {sorted(names_exp)}.",
+                           "name protocols with PROTO_NAMES, e.g. 1 -> 'ICMP'.")
+            if names_got != names_exp:
+                raise Fail(f"the rows are in the order {names_got}.", "most packets first: sort_values('packets', ascending=False).")
+            for a, b in zip(got, rows):
+                if a[1:3] != b[1:3]:
+                    raise Fail(f"{a[0]}: packets, bytes = {a[1:3]}; expected {b[1:3]}.", "copy each protocol's counts.")
+                if abs(a[3] - b[3]) > 1e-6:
+                    raise Fail(f"{a[0]}: mean_bytes = {a[3]}; expected {b[3]}.", "mean_bytes = bytes / packets.")
+
+
+class XdpThenTc(_NetExercise):
+    id = "xdp-then-tc"
+    lesson = "xdp-vs-tc"
+    title = "XDP runs first: drop at XDP, count what reaches TC"
+    level = 3
+    needs = ("netns", "tc", "xdp")
+    hook = "xdp+tc"
+    CHECKS = {
+        "compiles": "your C program compiles",
+        "loads": "the verifier accepts both programs; they attach to XDP and TC ingress",
+        "small-pass": "small pings (and ARP) get through",
+        "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
+        "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
+        "udp-pass": "UDP of any size gets through",
+        "fires": "reached_tc fills while traffic flows",
+        "tc-sees-survivors": "TC counts exactly the packets XDP let through, per protocol",
+        "clean": "the lab network and your programs are gone afterwards",
+    }
+
+    def grade(self, g: Grader) -> None:
+        w = NetWorkload(g)
+        p = build_net(g, w, g.sub.bpf, [Hook("xdp", "xdp generic", "on_xdp"),
+                                        Hook("sched_cls", "clsact ingress", "on_tc_ingress")], [f"-DLIMIT={self.LIMIT}"])
+        if p is None:
+            raise Stop
+        pf, uf = self.frames()
+        t = w.send(pf, uf)
+        self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
+        got: Dict[int, Dict[str, int]] = {}
+
+        @g.step("fires", needs=["loads"])
+        def _():
+            if p.map_shape("reached_tc") is None:
+                raise Fail("your program has no map named reached_tc.", "keep BPF_HASH(reached_tc, ...) as given.")
+            for k, v in p.map_items("reached_tc"):
+                got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
+            if not got:
+                raise Fail("reached_tc stayed empty while traffic arrived.",
+                           "in on_tc_ingress(): for each IPv4 packet, add to the entry of ip->protocol.")
+
+        if g.ok("boundary"):
+            _check_counts(g, "tc-sees-survivors", got, _expected_counts(t, icmp_limit=self.LIMIT),
+                          " at TC (after XDP dropped the big pings)",
+                          too_many="TC counted packets that should never have reached it: drop at XDP (which runs "
+                                   "first), not at TC, and count at TC only.")
+        else:
+            g.record("tc-sees-survivors", "skip", "not checked: 'boundary' has to pass first")
