@@ -93,6 +93,8 @@ class XdpVsTcLesson(Lesson):
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
+        "sent_total": "frames sent over the whole burst (warm-up and tail included)",
+        "dropped_total": "frames the rule dropped over the whole burst: equals sent_total when the rule catches all",
     }
 
     def __init__(self, *, net: Optional[LabNetwork] = None, **params: Any) -> None:
@@ -237,6 +239,7 @@ class XdpVsTcLesson(Lesson):
                 argv = ["timeout", "-s", "INT", "-k", "2", f"{total:.2f}",
                         "trafgen", "-o", self.net.ifname["snd"], "-i", cfg, "-P", "1",
                         "-n", str(min(TRAFGEN_MAX_PACKETS, int(total * 5_000_000)))]
+                da, sa = self._drops(hook), self.net.link_stats("snd")
                 proc = self.net.popen("snd", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
                 time.sleep(warmup)
@@ -248,6 +251,8 @@ class XdpVsTcLesson(Lesson):
                     proc.wait(timeout=total + 5)
                 except subprocess.TimeoutExpired:
                     _kill_group(proc)
+                time.sleep(0.05)  # let the last frames drain through the receiver
+                db, sb = self._drops(hook), self.net.link_stats("snd")
         except BaseException:
             if proc is not None:
                 _kill_group(proc)
@@ -270,6 +275,8 @@ class XdpVsTcLesson(Lesson):
             "cpu_busy": (c1["busy"] - c0["busy"]) * tick_ns / 1e9 / elapsed,
             "bpf_ns_per_run": bpf_ns,
             "cpu": cpu,
+            "sent_total": int(sb["tx_packets"] - sa["tx_packets"]),
+            "dropped_total": int(db - da),
         }
 
     @staticmethod
