@@ -32,6 +32,15 @@ IDS = list(EXERCISES)
 GRADED = [pytest.mark.root, pytest.mark.bpf, pytest.mark.tracepoints]
 
 
+def _marks(eid: str) -> list:
+    """What grading an exercise needs: root, bcc, and the exercise's own features (tracepoints, netns, tc, xdp)."""
+    return [pytest.mark.root, pytest.mark.bpf] + [getattr(pytest.mark, n) for n in get_exercise(eid).needs]
+
+
+def each_exercise() -> list:
+    return [pytest.param(e, marks=_marks(e), id=e) for e in IDS]
+
+
 def solution(eid: str) -> Submission:
     return submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), get_exercise(eid))
 
@@ -65,6 +74,9 @@ def clean_after(no_bpf_leak):
     assert lab_processes() == [], "workload processes were left running"
     left = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ebl-ex-")]
     assert left == [], f"left in /tmp: {left}"
+    mine = f"ebl-{os.getpid()}-"
+    nets = [n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else []) if n.startswith(mine)]
+    assert nets == [], f"lab networks left: {nets}"
 
 
 @pytest.fixture(autouse=True)
@@ -77,7 +89,7 @@ def quick_python_timeout(monkeypatch):
 # --------------------------------------------------------------- no kernel needed
 def test_at_least_two_exercises_per_lesson_rising_difficulty():
     df = grading.exercises()
-    for lesson in ("kmalloc", "hello-kill", "args-return"):
+    for lesson in ("hello-kill", "kmalloc", "args-return", "tc-classifier", "xdp-vs-tc"):
         levels = sorted(df[df["lesson"] == lesson]["level"])
         assert len(levels) >= 2, f"lesson {lesson} has {len(levels)} exercise(s)"
         assert levels[0] < levels[-1], f"lesson {lesson}: difficulty does not rise ({levels})"
@@ -174,11 +186,8 @@ def test_extraction_problems_are_kind(tmp_path):
 
 
 # --------------------------------------------------------------- on the kernel
-@pytest.mark.parametrize("eid", IDS)
+@pytest.mark.parametrize("eid", each_exercise())
 @pytest.mark.usefixtures("clean_after")
-@pytest.mark.root
-@pytest.mark.bpf
-@pytest.mark.tracepoints
 def test_reference_solution_passes(eid):
     rep = get_exercise(eid).run(solution(eid))
     assert rep.passed, rep.text()
@@ -186,11 +195,8 @@ def test_reference_solution_passes(eid):
     assert rep.results[-1].check == "clean" and rep.results[-1].status == PASS
 
 
-@pytest.mark.parametrize("eid", IDS)
+@pytest.mark.parametrize("eid", each_exercise())
 @pytest.mark.usefixtures("clean_after")
-@pytest.mark.root
-@pytest.mark.bpf
-@pytest.mark.tracepoints
 def test_released_notebook_fails_unmodified(eid):
     ex = get_exercise(eid)
     rep = ex.run(submission_from_notebook(os.path.join(EXE, f"{eid}.ipynb"), ex))
@@ -213,12 +219,9 @@ def _apply(sub: Submission, w) -> Submission:
     return Submission(bpf, py, f"wrong answer {w.name}")
 
 
-@pytest.mark.parametrize("eid,w", [(e, w) for e in IDS for w in WRONG.get(e, [])],
-                         ids=[f"{e}-{w.name}" for e in IDS for w in WRONG.get(e, [])])
+@pytest.mark.parametrize("eid,w", [pytest.param(e, w, marks=_marks(e), id=f"{e}-{w.name}")
+                                   for e in IDS for w in WRONG.get(e, [])])
 @pytest.mark.usefixtures("clean_after")
-@pytest.mark.root
-@pytest.mark.bpf
-@pytest.mark.tracepoints
 def test_wrong_answer_is_rejected_with_the_right_hint(eid, w):
     ex = get_exercise(eid)
     rep = ex.run(_apply(solution(eid), w))

@@ -32,7 +32,7 @@ _RECEIVER = r'''
 import json, socket, sys, time
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind(("0.0.0.0", int(sys.argv[1])))
-s.settimeout(5.0)
+s.settimeout(float(sys.argv[2]))  # idle time after which nothing more is expected
 print("ready", flush=True)
 got = {}
 try:
@@ -89,19 +89,19 @@ class NetWorkload:
 
     def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3) -> Traffic:
         net = self.net
-        recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT)], stdout=subprocess.PIPE,
+        recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "1.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
         try:
             line = recv.stdout.readline().strip()
             if line != "ready":
                 raise Fail("the grader's UDP receiver did not start.", "grade again; tell your teacher if it persists.")
+            plan = [(f - ETH_IP_UDP, udp_count) for f in udp_frames]
+            net.run("snd", [sys.executable, "-c", _SENDER, net.addr["rcv"], str(UDP_PORT), json.dumps(plan)], timeout=30)
+            out, _ = recv.communicate(timeout=10)
             pings = []
             for frame in ping_frames:
                 r = net.ping(frame - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.4)
                 pings.append({"payload": frame - ETH_IP_ICMP, "frame": frame, "sent": r["sent"], "received": r["received"]})
-            plan = [(f - ETH_IP_UDP, udp_count) for f in udp_frames]
-            net.run("snd", [sys.executable, "-c", _SENDER, net.addr["rcv"], str(UDP_PORT), json.dumps(plan)], timeout=30)
-            out, _ = recv.communicate(timeout=10)
         finally:
             if recv.poll() is None:
                 recv.kill()
