@@ -60,6 +60,60 @@ def _default_sigterm_in_child() -> None:
 os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
+_POOL: Optional[Any] = None
+
+
+def _forget_pool_in_child() -> None:
+    global _POOL
+    _POOL = None
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
+def _nl(fn: Any, *args: Any, **kw: Any) -> Any:
+    """Run a pyroute2 call on the lab's netlink thread.
+
+    pyroute2 (0.9+) runs an asyncio loop in the calling thread; in Jupyter the
+    kernel's own loop already runs there ("This event loop is already
+    running"). One dedicated thread does every netlink call instead. At
+    interpreter shutdown (no new threads) the call runs here.
+    """
+    global _POOL
+    from concurrent.futures import ThreadPoolExecutor
+
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(1, thread_name_prefix="ebl-netlink")
+    try:
+        fut = _POOL.submit(fn, *args, **kw)
+    except RuntimeError:  # interpreter shutting down
+        return fn(*args, **kw)
+    return fut.result()
+
+
+class _NetlinkProxy:
+    """An IPRoute living on the netlink thread; every method call is sent there."""
+
+    def __init__(self, **kw: Any) -> None:
+        IPRoute, _ = _pyroute2()
+        self._ipr = _nl(IPRoute, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._ipr, name)
+        if callable(attr):
+            return lambda *a, **k: _nl(attr, *a, **k)
+        return attr
+
+    def close(self) -> None:
+        _nl(self._ipr.close)
+
+    def __enter__(self) -> "_NetlinkProxy":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
 def _pyroute2() -> Any:
     try:
         import pyroute2  # noqa: F401
@@ -125,7 +179,8 @@ class LabNetwork:
             return self
         if os.geteuid() != 0:
             raise PrivilegeError("building the lab network: creating network namespaces needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
-        IPRoute, netns = _pyroute2()
+        _, netns = _pyroute2()
+        IPRoute = _NetlinkProxy
         t0 = time.monotonic()
         try:
             for side in _SIDES:
@@ -133,7 +188,7 @@ class LabNetwork:
                 if os.path.exists(os.path.join(NETNS_RUN_DIR, ns)):  # 24 random bits + pid: practically never
                     raise LabError(f"building the lab network: namespace {ns} already exists; not touching it")
                 self._tokens.append(_registry.register("netns", name=ns, owner=str(self.owner)))
-                netns.create(ns)
+                _nl(netns.create, ns)
                 self._created.append(ns)
                 self._sysctl(side, "net.ipv6.conf.all.disable_ipv6=1", "net.ipv6.conf.default.disable_ipv6=1")
             alias = f"ebpf-lab pid={self.owner} net={self.name}"
@@ -161,7 +216,7 @@ class LabNetwork:
         return self
 
     def _wait_carrier(self, timeout: float = 3.0) -> None:
-        IPRoute, _ = _pyroute2()
+        IPRoute = _NetlinkProxy
         deadline = time.monotonic() + timeout
         while True:
             ok = True
@@ -181,7 +236,7 @@ class LabNetwork:
         _, netns = _pyroute2()
         for ns in reversed(self._created):
             try:
-                netns.remove(ns)
+                _nl(netns.remove, ns)
             except Exception:
                 _registry.remove({"kind": "netns", "name": ns})
         for tok in reversed(self._tokens):
@@ -198,9 +253,8 @@ class LabNetwork:
 
     @contextlib.contextmanager
     def ipr(self, side: str = "rcv") -> Iterator[Any]:
-        """pyroute2 IPRoute inside one of the lab's namespaces."""
-        IPRoute, _ = _pyroute2()
-        with IPRoute(netns=self.netns[self._side(side)]) as ipr:
+        """pyroute2 IPRoute inside one of the lab's namespaces (its calls run on the lab's netlink thread)."""
+        with _NetlinkProxy(netns=self.netns[self._side(side)]) as ipr:
             yield ipr
 
     def ifindex(self, side: str = "rcv") -> int:
@@ -324,7 +378,7 @@ def cleanup_orphans() -> List[str]:
             if not m or _alive(int(m.group(1))):
                 continue
             try:
-                netns.remove(name)
+                _nl(netns.remove, name)
             except Exception:
                 if not _registry.remove({"kind": "netns", "name": name}):
                     continue

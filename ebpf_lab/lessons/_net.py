@@ -60,7 +60,8 @@ class CommandResult:
     def __str__(self) -> str:
         where = f"  # in namespace {self.where}" if self.where else ""
         status = "" if self.ok else f"\n[exit status {self.returncode}]"
-        return f"$ {self.command}{where}\n{self.output}{status}".rstrip()
+        out = self.output or ("(no output: success)" if self.ok else "")
+        return f"$ {self.command}{where}\n{out}{status}".rstrip()
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(str(self))

@@ -409,7 +409,7 @@ def plot_sweep(df: pd.DataFrame, ax: Any = None) -> Any:
     ax.set_ylim(-0.05, 1.1)
     sec = ax.secondary_xaxis("top", functions=(lambda x: x + OVERHEAD, lambda x: x - OVERHEAD))
     sec.set_xlabel("skb->len at TC ingress (bytes)")
-    ax.legend(loc="lower left", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)
     return ax.figure
 
 
