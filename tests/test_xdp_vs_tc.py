@@ -131,3 +131,22 @@ def test_sigkill_mid_measurement_leaves_nothing():
     while time.monotonic() < deadline and (mine() or _trafgens(ns)):
         time.sleep(0.1)
     assert mine() == [] and _trafgens(ns) == []
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_notebook_05_runs_headless():
+    from nbrun import has_image, outputs_by_tag, run_notebook, text_of
+
+    before = set(lab_objects())
+    out = outputs_by_tag(run_notebook("05_xdp_tc_iptables.ipynb"))
+    assert has_image(out["diagram"]) and has_image(out["plot"])
+    assert "trafgen" in text_of(out["trafgen"]) and "csumip(14, 33)" in text_of(out["trafgen"])
+    findings = text_of(out["findings"])
+    for hook in HOOKS:
+        assert hook in findings
+    assert "cheapest drop here:" in findings and "the tutorial's claim" in findings
+    summary = text_of(out["summary"])
+    assert "dropped_pps_median" in summary and "runs" in summary
+    assert "left behind by this notebook: nothing" in text_of(out["detach"])
+    assert set(lab_objects()) - before == set()

@@ -89,7 +89,7 @@ class XdpVsTcLesson(Lesson):
         "dropped": "frames the rule dropped (BPF counter, iptables rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
-        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (as the kernel accounts it)",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, which charge softirq work to the task it interrupted)",
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
