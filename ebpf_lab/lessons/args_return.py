@@ -312,8 +312,10 @@ class ArgsReturnLesson(_ReportingLesson):
     def program_file(self) -> str:
         if self.program_text is not None:
             return super().program_file()
-        return program_path({"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
-                             "tracepoint": "args_return.bpf.c"}[self.variant()])
+        # the variant's file; also what error messages name (self.program)
+        self.program = {"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
+                        "tracepoint": "args_return.bpf.c"}[self.variant()]
+        return program_path(self.program)
 
     def extra_cflags(self) -> List[str]:
         v = self.variant()

@@ -312,7 +312,9 @@ class HelloKillLesson(Lesson):
     def program_file(self) -> str:
         if self.program_text is not None:
             return super().program_file()
-        return program_path("hello_kill_kprobe.bpf.c" if self.variant() == "kprobe" else "hello_kill.bpf.c")
+        # the variant's file; also what error messages name (self.program)
+        self.program = "hello_kill_kprobe.bpf.c" if self.variant() == "kprobe" else "hello_kill.bpf.c"
+        return program_path(self.program)
 
     def extra_cflags(self) -> List[str]:
         flags = []
