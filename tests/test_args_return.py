@@ -365,3 +365,22 @@ def test_cli_no_workload_sees_the_rest_of_the_system(tmp_path):
     assert all(int(row["pid"]) == os.getpid() and int(row["ret"]) == -errno.ENOENT and row["error"] == "ENOENT"
                for row in rows)
     assert "workload:" not in r.stdout  # no built-in workload was started
+
+
+@pytest.mark.uprobes
+def test_interrupt_during_collect_leaves_nothing_attached():
+    """Ctrl-C while collecting: all four uprobes/uretprobes go, the workload is stopped."""
+    import signal
+
+    snap = Snapshot(UPROBE_HANDLERS)
+    lab = UprobeArgsReturnLesson(rounds=100_000)
+    lab.compile(), lab.load(), lab.attach()
+    wl = lab.trigger()
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        lab.collect(seconds=30)
+    timer.join()
+    assert lab.state.value == "closed" and lab.bpf is None
+    assert wl.done()
+    assert snap.leftovers() == {}
