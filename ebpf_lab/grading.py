@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import glob
 import json
 import os
 import re
+import subprocess
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Union
 
@@ -31,8 +33,10 @@ from .errors import LabError, LabParameterError
 from .exercises import EXERCISES, exercise_ids, get_exercise
 from .exercises._base import (
     FAIL,
+    GRADE_TIMEOUT,
     PASS,
     SKIP,
+    CheckResult,
     Report,
     Submission,
     submission_from_namespace,
@@ -92,8 +96,41 @@ def learner_name(path: str) -> str:
     return stem
 
 
-def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress: bool = False) -> pd.DataFrame:
+def report_to_dict(rep: Report) -> Dict[str, Any]:
+    return {"exercise": rep.exercise, "origin": rep.origin, "hook_path": rep.hook_path, "seconds": rep.seconds,
+            "results": [dataclasses.asdict(r) for r in rep.results]}
+
+
+def report_from_dict(d: Dict[str, Any]) -> Report:
+    return Report(d["exercise"], d["origin"], [CheckResult(**r) for r in d["results"]], d.get("hook_path", ""),
+                  d.get("seconds", 0.0))
+
+
+def check_isolated(exercise_id: str, path: str) -> Report:
+    """:func:`check` in a child process: whatever one notebook does to the grader, the next is graded afresh."""
+    ex = get_exercise(exercise_id)
+    limit = GRADE_TIMEOUT + 60
+    try:
+        r = subprocess.run([sys.executable, "-m", "ebpf_lab", "check", "--json", exercise_id, path],
+                           capture_output=True, text=True, timeout=limit)
+        try:
+            return report_from_dict(json.loads(r.stdout))
+        except (ValueError, KeyError, TypeError):
+            why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
+    except subprocess.TimeoutExpired:
+        why = f"it did not finish within {limit:g} s"
+    first, *rest = ex.CHECKS
+    results = [CheckResult(first, ex.CHECKS[first], FAIL, f"the grader stopped on this notebook: {why}",
+                           "grade it alone with `ebpf-lab check`; tell your teacher if it persists.")]
+    results += [CheckResult(c, ex.CHECKS[c], SKIP, f"not checked: '{first}' has to pass first") for c in rest]
+    return Report(exercise_id, path, results)
+
+
+def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress: bool = False,
+          isolate: bool = True) -> pd.DataFrame:
     """Grade every notebook under ``folder``: a DataFrame learner x check ('pass'/'fail'/'skip'), plus score.
+
+    Each notebook is graded in its own child process (``isolate``), so that one cannot disturb the next.
 
     Notebooks are found as ``folder/*.ipynb`` (learner = file stem) and
     ``folder/<learner>/**/*.ipynb`` (learner = sub-folder, nbgrader's layout).
@@ -116,7 +153,7 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
         raise LabParameterError(f"grading {folder}: no notebooks (*.ipynb) found")
     rows = []
     for learner, path in found.items():
-        rep = check(exercise_id, path)
+        rep = check_isolated(exercise_id, path) if isolate else check(exercise_id, path)
         if progress:
             ok, n = rep.score
             print(f"{learner:<24} {ok}/{n}", file=sys.stderr)
@@ -224,13 +261,14 @@ def _cfg_check(p: argparse.ArgumentParser) -> None:
     p.add_argument("notebook", help="the learner's .ipynb")
     p.add_argument("--hook", choices=["kprobe", "tracepoint"], default=None,
                    help="grade on this hook path (default: kprobes when the kernel has them)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON (for machines)")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
     if not os.path.exists(args.notebook):
         raise LabParameterError(f"checking {args.notebook}: no such file")
     rep = check(args.exercise, args.notebook, force_hook=args.hook)
-    print(rep.text())
+    print(json.dumps(report_to_dict(rep)) if args.json else rep.text())
     return 0 if rep.passed else 1
 
 

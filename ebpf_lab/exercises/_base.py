@@ -327,6 +327,18 @@ def wait_gone(prog_ids: Sequence[int], timeout: float = 2.0) -> List[int]:
     return alive
 
 
+BPFFS = "/sys/fs/bpf"
+
+
+def bpffs_entries() -> set:
+    """Every path under bpffs (pinned maps and programs outlive the process that made them)."""
+    out = set()
+    for root, dirs, files in os.walk(BPFFS):
+        for n in dirs + files:
+            out.add(os.path.join(root, n))
+    return out
+
+
 def kprobe_events() -> List[str]:
     t = _kernel.tracefs()
     if not t or not os.path.exists(os.path.join(t, "kprobe_events")):
@@ -349,6 +361,7 @@ class Grader:
         self.programs: List[GradedProgram] = []
         self.nets: List[Any] = []  # lab networks of this run (checked gone by verify_clean)
         self.facts: Dict[str, Any] = {}
+        self.pinned_before = bpffs_entries()
 
     # -- recording
     def record(self, check: str, status: str, message: str = "", hint: str = "") -> None:
@@ -503,7 +516,18 @@ class Grader:
         ids = self.facts.get("prog_ids", [])
         left = wait_gone(ids)
         nets = [x for n in self.nets for x in n.leftovers()]
-        if nets:
+        pinned = sorted(bpffs_entries() - self.pinned_before)
+        if pinned:
+            for path in sorted(pinned, key=len, reverse=True):  # the machine is left clean all the same
+                try:
+                    os.rmdir(path) if os.path.isdir(path) else os.unlink(path)
+                except OSError:
+                    pass
+            self.record(check, FAIL, f"your program pinned {', '.join(pinned)} in bpffs: a pinned map outlives "
+                        "the program and the process, and stays in the kernel until someone deletes it. "
+                        "The grader removed it.",
+                        "use BPF_HASH / BPF_ARRAY (not BPF_TABLE_PINNED) in this exercise.")
+        elif nets:
             self.record(check, FAIL, f"the grader's lab network is still there: {', '.join(nets)}.",
                         "run `sudo ebpf-lab cleanup`; if this persists, tell your teacher.")
         elif left:

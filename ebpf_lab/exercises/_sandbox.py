@@ -75,6 +75,13 @@ def _drop_privileges() -> None:
             pass
 
 
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
 def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[dict] = None,
                  timeout: float = 10.0) -> Outcome:
     """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults."""
@@ -93,12 +100,10 @@ def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[
         try:
             _, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            _kill_group(proc.pid)
             proc.wait()
             return Outcome("timeout", message=f"did not return within {timeout:g} s")
+        _kill_group(proc.pid)  # whatever the learner's code started in the background goes too
         if not os.path.exists(out_path):
             tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
             return Outcome("crashed", message=tail[0])
