@@ -179,6 +179,12 @@ class LabNetwork:
             return self
         if os.geteuid() != 0:
             raise PrivilegeError("building the lab network: creating network namespaces needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
+        import shutil
+
+        if shutil.which("ip") is None:
+            raise FeatureUnavailable("ip", "building the lab network: `ip` (iproute2) runs commands inside the lab "
+                                     "namespaces (ip netns exec) and is not on PATH; nothing was changed. "
+                                     "Install with `apt-get install iproute2`")
         _, netns = _pyroute2()
         IPRoute = _NetlinkProxy
         t0 = time.monotonic()

@@ -166,3 +166,15 @@ def test_cleanup_orphans_directly_after_sigkill():
     finally:
         os.kill(reaper, signal.SIGKILL)
         subprocess.run(["rm", "-rf", env["EBPF_LAB_RUN_DIR"]])
+
+
+def test_missing_ip_tool_is_named_and_changes_nothing(monkeypatch, tmp_path):
+    from ebpf_lab.errors import FeatureUnavailable
+
+    before = lab_objects()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(FeatureUnavailable) as e:
+        LabNetwork().up()
+    assert e.value.feature == "ip" and "nothing was changed" in str(e.value)
+    monkeypatch.undo()
+    assert lab_objects() == before

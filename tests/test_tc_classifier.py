@@ -196,3 +196,24 @@ def test_notebook_04_runs_headless():
     assert "delivery stops at ping -s 758" in text_of(out["slider"])
     assert "left behind by this notebook: nothing" in text_of(out["cleanup"])
     assert set(lab_objects()) - before == set()
+
+
+def test_keyboard_interrupt_mid_sweep_in_process(no_bpf_leak):
+    """A real SIGINT to this process while the sweep pings: KeyboardInterrupt, lesson detached, network gone."""
+    import threading
+
+    lab = TcClassifierLesson(limit=500, count=3)
+    lab.compile()
+    lab.load()
+    lab.attach()
+    net = lab.net
+    assert "clsact" in net.qdiscs("rcv")
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab.sweep(list(range(0, 1473, 10)))  # ~148 sizes: far longer than 1 s
+    finally:
+        timer.cancel()
+    assert lab.state.value == "closed"
+    assert net.closed and net.leftovers() == []

@@ -150,3 +150,41 @@ def test_notebook_05_runs_headless():
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])
     assert set(lab_objects()) - before == set()
+
+
+def test_keyboard_interrupt_mid_measurement_in_process(lab_net):
+    """A real SIGINT while trafgen runs with a hook attached: trafgen killed, hook removed, lesson detached."""
+    import threading
+
+    lab = XdpVsTcLesson(net=lab_net, hooks="tc", seconds=5)
+    lab.compile()
+    lab.load()
+    lab.attach()
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    timer.start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab.measure("tc")
+    finally:
+        timer.cancel()
+    assert time.monotonic() - t0 < 4
+    assert lab.state.value == "closed" or lab_net.qdiscs("rcv") == ["noqueue"]
+    assert lab_net.qdiscs("rcv") == ["noqueue"]
+    time.sleep(0.2)
+    assert _trafgens(lab_net.name) == []
+    lab.detach()
+
+
+def test_missing_trafgen_is_named_and_changes_nothing(monkeypatch, tmp_path):
+    before = lab_objects()
+    monkeypatch.setenv("PATH", str(tmp_path))
+    lab = XdpVsTcLesson(hooks="tc,iptables-raw")
+    with pytest.raises(Exception) as e:
+        lab.compile()
+    from ebpf_lab.errors import FeatureUnavailable
+
+    assert isinstance(e.value, FeatureUnavailable) and e.value.feature == "trafgen"
+    assert "trafgen, ip, iptables not found" in str(e.value) and "nothing was changed" in str(e.value)
+    monkeypatch.undo()
+    assert lab_objects() == before
