@@ -102,6 +102,8 @@ class Report:
     results: List[CheckResult]
     hook_path: str = ""
     seconds: float = 0.0
+    #: what the learner's code produced on the workload (DataFrames), to look at: ``report.data["events"]``
+    data: Dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -128,6 +130,8 @@ class Report:
                         lines.append(f"          {'hint: ' if i == 0 else '      '}{ln}")
         ok, n = self.score
         lines.append(f"{ok}/{n} checks passed" + (" — well done!" if self.passed else ""))
+        if self.data:
+            lines.append(f"what your code produced: .data[{', '.join(map(repr, self.data))}]")
         return "\n".join(lines)
 
     __str__ = text
@@ -148,7 +152,11 @@ class Report:
         head = f"<b>{html.escape(self.exercise)}</b>: {ok}/{n} checks passed" + (" — well done!" if self.passed else "")
         if self.hook_path:
             head += f" <small>({html.escape(self.hook_path)})</small>"
-        return f"<div>{head}<table>{''.join(rows)}</table></div>"
+        foot = ""
+        if self.data:
+            foot = ("<small>what your code produced on the workload: "
+                    + ", ".join(f"<code>.data[{html.escape(repr(k))}]</code>" for k in self.data) + "</small>")
+        return f"<div>{head}<table>{''.join(rows)}</table>{foot}</div>"
 
 
 # ------------------------------------------------------ kind explanations
@@ -362,6 +370,7 @@ class Grader:
         self.nets: List[Any] = []  # lab networks of this run (checked gone by verify_clean)
         self.facts: Dict[str, Any] = {}
         self.pinned_before = bpffs_entries()
+        self.data: Dict[str, Any] = {}
 
     # -- recording
     def record(self, check: str, status: str, message: str = "", hint: str = "") -> None:
@@ -618,7 +627,7 @@ class Exercise:
         ordered = [g.results[c] for c in self.CHECKS]
         hp = {"kprobe": "graded on kprobes", "tracepoint": "graded on tracepoints (this kernel has no kprobes)"
               if "kprobe" in self.hook_variants() else "graded on tracepoints"}.get(g.hook_path, f"graded on {g.hook_path}")
-        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2))
+        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2), g.data)
 
     def _run(self, g: Grader, sub: Submission, force_hook: Optional[str]) -> None:
         try:

@@ -93,6 +93,7 @@ class KillToPid(_KillExercise):
             raise Stop
         w.go()
         ev = p.events()
+        g.data["events"] = ev
         want = sum(n for t, _, n in w.plan if t == w.a)
         need = {"sender_pid", "target_pid", "sig", "comm"}
 
@@ -185,6 +186,7 @@ class KillSignalCounts(_KillExercise):
         if g.ok("map"):
             for k, v in p.map_items("counts"):
                 items[(int(k["target"]), int(k["sig"]))] = int(v)
+            g.data["counts"] = pd.DataFrame([(t, s_, n) for (t, s_), n in items.items()], columns=["target", "sig", "calls"])
 
         @g.step("fires", needs=["map"])
         def _():
@@ -227,6 +229,7 @@ class KillSignalCounts(_KillExercise):
         @g.step("py-runs")
         def df():
             df = g.run_python("signal_table", rows, check="py-runs")
+            g.data["signal_table"] = df
             if not isinstance(df, pd.DataFrame):
                 raise Fail(f"signal_table() returned a {type(df).__name__}, not a DataFrame.",
                            "return a DataFrame, e.g. from pivot_table().")

@@ -109,6 +109,7 @@ class KmallocFilter(Exercise):
         target.go()
         noise.go()
         ev = p.events()
+        g.data["events"] = ev
         tp = target.pid
         t = _truth(truth).get(tp)
         if t is None or t["ge_alloc"] == 0:
@@ -223,6 +224,7 @@ class KmallocPerPid(Exercise):
         items: Dict[int, int] = {}
         if g.ok("map"):
             items = {int(k): int(v) for k, v in p.map_items("bytes_by_pid")}
+            g.data["bytes_by_pid"] = pd.Series(items, name="bytes", dtype="int64").rename_axis("pid").sort_values(ascending=False)
         @g.step("fires", needs=["map"])
         def _():
             if not items:
@@ -259,6 +261,7 @@ class KmallocPerPid(Exercise):
         @g.step("py-runs")
         def df():
             df = g.run_python("top_allocators", dict(totals), n, check="py-runs")
+            g.data["top_allocators"] = df
             if not isinstance(df, pd.DataFrame):
                 raise Fail(f"top_allocators() returned a {type(df).__name__}, not a DataFrame.",
                            "build one with pd.DataFrame(...) and return it.")

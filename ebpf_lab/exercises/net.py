@@ -72,6 +72,14 @@ class Traffic:
     def ping(self, frame: int) -> Dict[str, int]:
         return next(p for p in self.pings if p["frame"] == frame)
 
+    def frame(self) -> pd.DataFrame:
+        """One row per kind and size of packet: frame bytes, sent, arrived."""
+        rows = [{"kind": "ICMP echo", "frame_bytes": p["frame"], "sent": p["sent"], "arrived": p["received"]}
+                for p in self.pings]
+        rows += [{"kind": "UDP", "frame_bytes": s + ETH_IP_UDP, "sent": n, "arrived": self.udp_got.get(s, 0)}
+                 for s, n in self.udp_sent.items()]
+        return pd.DataFrame(rows)
+
 
 class NetWorkload:
     """A lab network and the traffic of the network exercises."""
@@ -208,6 +216,7 @@ class TcDropBigIcmp(_NetExercise):
             raise Stop
         pf, uf = self.frames()
         t = w.send(pf, uf)
+        g.data["traffic"] = t.frame()
         self.check_drop_rule(g, t, verdict="TC_ACT_OK", shot="TC_ACT_SHOT")
 
 
@@ -235,6 +244,7 @@ class XdpDropBigIcmp(_NetExercise):
             raise Stop
         pf, uf = self.frames()
         t = w.send(pf, uf)
+        g.data["traffic"] = t.frame()
         self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
 
 
@@ -304,6 +314,7 @@ class TcCountProtocols(_NetExercise):
         p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
         pf, uf = self.frames()
         t = w.send(pf, uf)
+        g.data["traffic"] = t.frame()
         if p is not None:
             @g.step("passes-all", needs=["loads"])
             def _():
@@ -320,6 +331,7 @@ class TcCountProtocols(_NetExercise):
                     raise Fail("your program has no map named by_proto.", "keep BPF_HASH(by_proto, u32, struct proto_stats, ...) as given.")
                 for k, v in p.map_items("by_proto"):
                     got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
+                g.data["by_proto"] = pd.DataFrame.from_dict(got, orient="index").rename_axis("protocol")
                 if not got:
                     raise Fail("by_proto stayed empty while pings and UDP datagrams arrived.",
                                "for each IPv4 packet: look up (or create) the entry of ip->protocol and add to it.")
@@ -337,6 +349,7 @@ class TcCountProtocols(_NetExercise):
         @g.step("py-runs")
         def df():
             df = g.run_python("protocol_table", {k: dict(v) for k, v in counts.items()}, check="py-runs")
+            g.data["protocol_table"] = df
             if not isinstance(df, pd.DataFrame):
                 raise Fail(f"protocol_table() returned a {type(df).__name__}, not a DataFrame.", "return a pandas DataFrame.")
             return df
@@ -387,6 +400,7 @@ class XdpThenTc(_NetExercise):
             raise Stop
         pf, uf = self.frames()
         t = w.send(pf, uf)
+        g.data["traffic"] = t.frame()
         self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
         got: Dict[int, Dict[str, int]] = {}
 
@@ -396,6 +410,7 @@ class XdpThenTc(_NetExercise):
                 raise Fail("your program has no map named reached_tc.", "keep BPF_HASH(reached_tc, ...) as given.")
             for k, v in p.map_items("reached_tc"):
                 got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
+            g.data["reached_tc"] = pd.DataFrame.from_dict(got, orient="index").rename_axis("protocol")
             if not got:
                 raise Fail("reached_tc stayed empty while traffic arrived.",
                            "in on_tc_ingress(): for each IPv4 packet, add to the entry of ip->protocol.")

@@ -119,6 +119,7 @@ class OpenatFailures(_OpenatExercise):
         if p is None:
             raise Stop
         ev = p.events()
+        g.data["events"] = ev
         res = {int(k): int(v) for k, v in truth.map_items("results")}
         fails = {-k: n for k, n in res.items() if k < 0}
         need = {"err", "filename"}
@@ -208,6 +209,7 @@ class OpenatLatency(_OpenatExercise):
             if shape is None or shape["type"] != BPF_MAP_TYPE_ARRAY or shape["max_entries"] != 64:
                 raise Fail("your program has no histogram named dist (64 buckets).", "keep BPF_HISTOGRAM(dist, int, 64) as given.")
             hist.update({int(k): int(v) for k, v in p.map_items("dist") if int(v)})
+            g.data["dist"] = pd.Series(hist, name="calls", dtype="int64").rename_axis("bucket").sort_index()
             if not hist:
                 raise Fail(f"dist stayed empty while the workload called openat() {calls} times.",
                            "in on_return(): find the entry time stored by on_enter(), and "
@@ -240,6 +242,7 @@ class OpenatLatency(_OpenatExercise):
         @g.step("py-runs")
         def df():
             df = g.run_python("latency_table", dict(full), check="py-runs")
+            g.data["latency_table"] = df
             if not isinstance(df, pd.DataFrame):
                 raise Fail(f"latency_table() returned a {type(df).__name__}, not a DataFrame.", "return a pandas DataFrame.")
             return df
