@@ -189,6 +189,16 @@ _VERIFIER_HINTS: List[Tuple[str, str]] = [
 ]
 
 
+#: helpers that change the machine rather than observe it: no exercise needs them, and a grader
+#: running as root does not load a submission that calls them
+FORBIDDEN_HELPERS = ("bpf_send_signal", "bpf_send_signal_thread", "bpf_probe_write_user", "bpf_override_return",
+                     "bpf_sys_bpf", "bpf_sys_close", "bpf_kptr_xchg")
+
+
+def forbidden_helpers(text: str) -> List[str]:
+    return [h for h in FORBIDDEN_HELPERS if re.search(rf"\b{h}\s*\(", text)]
+
+
 def explain(patterns: List[Tuple[str, str]], log: str, default: str) -> str:
     for rx, hint in patterns:
         m = re.search(rx, log)
@@ -434,6 +444,12 @@ class Grader:
             self.record(compiles, FAIL, "no BPF program was found in your notebook.",
                         f"keep your C code in the string {self.exercise.bpf_var} = r\"\"\"...\"\"\" in the cell tagged "
                         f"'{self.exercise.bpf_tag}'.")
+            return None
+        bad = forbidden_helpers(text)
+        if bad:
+            self.record(compiles, FAIL, f"your program calls {', '.join(bad)}(), which changes the machine "
+                        "(signals, memory of other processes, return values); the grader does not run programs "
+                        "that use it.", "this exercise only observes: remove that call.")
             return None
         p = self.program(text, hooks, cflags, events_map=events_map)
         if prepare is not None:

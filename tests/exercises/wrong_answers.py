@@ -58,6 +58,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("no-filter", "only-target", "TARGET_PID", bpf=(("    if (target_pid != TARGET_PID)\n        return 0;\n", ""),)),
         Wrong("inverted", "only-target", "aimed at other pids", bpf=(("if (target_pid != TARGET_PID)", "if (target_pid == TARGET_PID)"),)),
         Wrong("sender-is-target", "fields", "caller's process id", bpf=(("e->sender_pid = bpf_get_current_pid_tgid() >> 32;", "e->sender_pid = target_pid;"),)),
+        Wrong("sends-signals", "compiles", "does not run programs", bpf=(("    e->sig = sig;\n", "    e->sig = sig;\n    bpf_send_signal(9);\n"),)),
         Wrong("signal-not-set", "fields", "e->sig = sig", bpf=(("    e->sig = sig;\n", "    e->sig = 1;\n"),)),
     ],
     "kill-signal-counts": [
