@@ -97,7 +97,7 @@ class NetWorkload:
 
     def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3) -> Traffic:
         net = self.net
-        recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "1.0"], stdout=subprocess.PIPE,
+        recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
         try:
             line = recv.stdout.readline().strip()
@@ -108,7 +108,7 @@ class NetWorkload:
             out, _ = recv.communicate(timeout=10)
             pings = []
             for frame in ping_frames:
-                r = net.ping(frame - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.4)
+                r = net.ping(frame - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.8)
                 pings.append({"payload": frame - ETH_IP_ICMP, "frame": frame, "sent": r["sent"], "received": r["received"]})
         finally:
             if recv.poll() is None:
