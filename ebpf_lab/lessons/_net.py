@@ -228,7 +228,7 @@ def receive_path_figure(highlight: Sequence[str] = ("xdp", "tc", "iptables"), ax
         ("NIC", "frame arrives, DMA into\nthe RX ring buffer", None),
         ("driver (NAPI poll)", "XDP native: on the raw frame,\nbefore any sk_buff exists", "xdp"),
         ("sk_buff allocated", "XDP generic (skb mode):\nsame program, after the skb", "xdp"),
-        ("TC ingress (clsact)", "cls_bpf / SCHED_CLS:\nskb->len counts Ethernet header", "tc"),
+        ("TC ingress (clsact)", "cls_bpf / SCHED_CLS (skb->len counts the\nEthernet header); then nftables netdev ingress", "tc"),
         ("netfilter PREROUTING", "iptables -t raw / mangle / nat\n(conntrack starts here)", "iptables"),
         ("routing decision", "local or forward?", None),
         ("netfilter INPUT", "iptables -t filter INPUT", "iptables"),

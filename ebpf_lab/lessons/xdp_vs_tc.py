@@ -40,10 +40,11 @@ HOOKS: Dict[str, str] = {
     "xdp-native": "XDP in the veth driver (native mode): before any sk_buff is allocated",
     "xdp-generic": "XDP in generic (skb) mode: after the sk_buff exists, before TC",
     "tc": "TC clsact ingress (cls_bpf, direct-action): after generic XDP, before netfilter",
-    "iptables-raw": "iptables -t raw PREROUTING: netfilter's first hook, before conntrack and routing",
+    "nft-ingress": "nftables netdev ingress chain on the veth: netfilter's hook right after TC ingress",
+    "iptables-raw": "iptables -t raw PREROUTING: netfilter's first IP hook, before conntrack and routing",
     "iptables-input": "iptables -t filter INPUT: after routing decided the datagram is for this host",
 }
-DEFAULT_HOOKS = "none,xdp-native,xdp-generic,tc,iptables-raw,iptables-input"
+DEFAULT_HOOKS = "none,xdp-native,xdp-generic,tc,nft-ingress,iptables-raw,iptables-input"
 TRAFGEN_MAX_PACKETS = 50_000_000  # a hard cap on any one measurement, whatever the time
 
 
@@ -86,7 +87,7 @@ class XdpVsTcLesson(Lesson):
         "seconds": "measured wall time of the traffic burst",
         "sent": "frames trafgen put on the veth (sender's tx_packets)",
         "sent_pps": "sender's rate, frames/s",
-        "dropped": "frames the rule dropped (BPF counter, iptables rule counter, or UDP NoPorts for 'none')",
+        "dropped": "frames the rule dropped (BPF counter, iptables/nft rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
         "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, which charge softirq work to the task it interrupted)",
@@ -112,6 +113,8 @@ class XdpVsTcLesson(Lesson):
         tools = ["trafgen", "ip"]
         if any(h.startswith("iptables") for h in self.hook_names):
             tools.append("iptables")
+        if "nft-ingress" in self.hook_names:
+            tools.append("nft")
         require_tools(*tools, doing=f"preparing lesson {self.id}")
 
     def load(self) -> pd.DataFrame:
@@ -149,6 +152,8 @@ class XdpVsTcLesson(Lesson):
             return _net.attach_xdp(self.net, "rcv", self._fns["xdp"].fd, hook.split("-", 1)[1], doing=doing)
         if hook == "tc":
             return _net.attach_tc_ingress(self.net, "rcv", self._fns["tc"].fd, self._fns["tc"].name, doing=doing)
+        if hook == "nft-ingress":
+            return self._nft_on(doing)
         table, chain = ("raw", "PREROUTING") if hook == "iptables-raw" else ("filter", "INPUT")
         rule = [chain, "-t", table, "-i", self.net.ifname["rcv"], "-p", "udp", "--dport", str(self.values["port"]), "-j", "DROP"]
         token = _registry.register("iptables", netns=self.net.netns["rcv"], rule=json.dumps(rule))
@@ -165,6 +170,29 @@ class XdpVsTcLesson(Lesson):
 
         return off
 
+    def _nft_table(self) -> str:
+        assert self.net is not None
+        return f"ebl_{self.net.token}"
+
+    def _nft_on(self, doing: str) -> Callable[[], None]:
+        assert self.net is not None
+        table = self._nft_table()
+        ruleset = (f"table netdev {table} {{\n  chain ingress {{\n"
+                   f"    type filter hook ingress device \"{self.net.ifname['rcv']}\" priority 0;\n"
+                   f"    ip protocol udp udp dport {self.values['port']} counter drop\n  }}\n}}\n")
+        token = _registry.register("nft", netns=self.net.netns["rcv"], table=f"netdev {table}")
+        p = subprocess.run(self.net.command("rcv", ["nft", "-f", "-"]), input=ruleset, capture_output=True, text=True, timeout=20)
+        if p.returncode != 0:
+            _registry.unregister(token)
+            raise AttachError(f"{doing}: nft -f (table netdev {table}) failed: {p.stderr.strip()}")
+
+        def off() -> None:
+            if not self.net.closed and os.getpid() == self.net.owner:
+                self.net.run("rcv", ["nft", "delete", "table", "netdev", table], timeout=20)
+            _registry.unregister(token)
+
+        return off
+
     def _drops(self, hook: str) -> int:
         assert self.net is not None
         if hook == "none":
@@ -173,6 +201,10 @@ class XdpVsTcLesson(Lesson):
             if len(lines) >= 2:
                 return int(dict(zip(lines[0][1:], lines[1][1:])).get("NoPorts", 0))
             return 0
+        if hook == "nft-ingress":
+            out = self.net.run("rcv", ["nft", "list", "table", "netdev", self._nft_table()]).stdout
+            m = re.search(r"counter packets (\d+) bytes \d+ drop", out)
+            return int(m.group(1)) if m else 0
         if hook.startswith("iptables"):
             table, chain = self._ipt
             out = self.net.run("rcv", ["iptables", "-w", "5", "-t", table, "-L", chain, "-v", "-x", "-n"]).stdout

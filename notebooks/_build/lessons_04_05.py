@@ -320,11 +320,14 @@ This lesson measures the claim. **One drop rule** — drop IPv4 UDP datagrams to
 | `xdp-native` | XDP in the veth driver (native mode) |
 | `xdp-generic` | XDP in generic (skb) mode |
 | `tc` | TC clsact ingress (lesson 04's hook) |
+| `nft-ingress` | an nftables `netdev` ingress chain on the veth: netfilter's hook right after TC ingress |
 | `iptables-raw` | `iptables -t raw -A PREROUTING … -j DROP`: netfilter's first hook |
 | `iptables-input` | `iptables -A INPUT … -j DROP`: after routing |
 | `none` | no rule: the datagram climbs to UDP, which finds no socket and drops it (the baseline) |
 
 Same lab network, same traffic from a real packet generator, each measurement a few seconds, repeated.
+(On this Debian the `iptables` command is `iptables-nft`: its rules are nftables rules underneath, in the
+classic tables and chains.)
 """),
     code("imports", """
 import os
