@@ -199,6 +199,7 @@ on_exit() {
     fi
 }
 trap on_exit EXIT
+trap 'exit 143' INT TERM HUP   # so that on_exit runs when the build is stopped
 say "building the guest image $hash in $tmp (log: $log)"
 
 # 1. wheels on the host, for the guest's Python (bookworm: CPython 3.11).

@@ -61,7 +61,7 @@ stop_qemu() {
     if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
         say "stopping QEMU (pid $qemu_pid)"
         kill -TERM "$qemu_pid" 2>/dev/null || true
-        sleep 2
+        for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$qemu_pid" 2>/dev/null || return 0; sleep 0.3; done
         kill -KILL "$qemu_pid" 2>/dev/null || true
     fi
 }
