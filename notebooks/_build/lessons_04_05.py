@@ -121,6 +121,8 @@ print(net.ping(56))
 > clang -O2 -emit-llvm -c foo.c -o - | llc -march=bpf -mcpu=probe -filetype=obj -o foo.o
 
 No bcc here: clang turns the C into LLVM IR, `llc` turns that into a BPF ELF object, `foo.o`.
+(The tutorial installs the tools with `yum install -y make clang llvm elfutils-libelf-devel bpftool`, for
+CentOS/RHEL; on Debian and Ubuntu they are `clang llvm libelf-dev bpftool`, which `scripts/setup.sh` installed.)
 """),
     code("build", """
 tut = TutorialTC(net)
