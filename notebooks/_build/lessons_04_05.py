@@ -364,13 +364,25 @@ print(lab.source())
 A Python loop sends a few tens of thousands of packets per second — far too slow to load any hook. netsniff-ng's
 `trafgen` (installed by `scripts/setup.sh`) writes frames straight into a packet socket's TX ring: hundreds of
 thousands per second from one CPU. It runs inside the sender namespace, on the lab veth only, under `timeout` (so
-it stops by itself even if this kernel dies), pinned to one CPU. Its packet description:
+it stops by itself even if this kernel dies), pinned to one CPU. First the program:
+"""),
+    code("compile", """
+lab.compile()
+"""),
+    code("load", """
+lab.load()     # both handlers, checked by the verifier
+"""),
+    md("""
+`attach()` builds the lab network; each hook is attached only while it is being measured, and removed right after.
+"""),
+    code("attach", """
+lab.attach()
+"""),
+    md("""
+trafgen's packet description — one 64-byte frame, addressed to the receiver's MAC and IP, UDP to port 9:
 """),
     code("trafgen", """
 print(subprocess.run(["trafgen", "-v"], capture_output=True, text=True).stdout.splitlines()[0])
-lab.compile()
-lab.load()
-lab.attach()
 lab._trafgen_config("/tmp/ebl-udp.cfg")
 print(open("/tmp/ebl-udp.cfg").read())
 os.unlink("/tmp/ebl-udp.cfg")
