@@ -203,9 +203,13 @@ class KmallocPerPid(Exercise):
 
     def grade(self, g: Grader) -> None:
         st, flags = _run_storms(g, 0)
+        third = Storms(target_iterations=0, noise_iterations=500)  # so that the top n always leaves someone out
+        g.stack.callback(third.stop)
         p = g.build(g.sub.bpf, HOOK, [], events_map="")
         truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags)
+        third.go(wait=False)
         st.go()
+        third.go()
         t = _truth(truth)
         totals = {int(k): int(v) for k, v in truth.map_items("all_bytes")}
         if p is not None:
@@ -257,7 +261,7 @@ class KmallocPerPid(Exercise):
                            "count every process: do not filter on a pid in this exercise.")
 
     def _grade_python(self, g: Grader, totals: Dict[int, int]) -> None:
-        n = self.N
+        n = max(1, min(self.N, len(totals) - 1))  # fewer than all, or a top-n mistake would not show
         @g.step("py-runs")
         def df():
             df = g.run_python("top_allocators", dict(totals), n, check="py-runs")

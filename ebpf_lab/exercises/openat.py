@@ -29,7 +29,7 @@ TRUTH_HOOKS = [Hook("tracepoint", "syscalls:sys_enter_openat", "on_enter"),
 
 
 class OpenWorkload:
-    """Opens, in order: missing.txt x4 (ENOENT), sub/ for writing x3 (EISDIR), present.txt x6 (an fd)."""
+    """Opens, in order: missing.txt x4 (ENOENT), sub/ for writing x3 (EISDIR), 3 new files, present.txt x6 (an fd)."""
 
     def __init__(self) -> None:
         self.dir = tempfile.mkdtemp(prefix="ebl-ex-open-")
@@ -39,8 +39,10 @@ class OpenWorkload:
         self.sub = os.path.join(self.dir, "sub")
         open(self.present, "w").close()
         os.mkdir(self.sub)
-        self.plan = [(self.missing, os.O_RDONLY, 4, errno.ENOENT), (self.sub, os.O_WRONLY, 3, errno.EISDIR),
-                     (self.present, os.O_RDONLY, 6, 0)]
+        create = os.O_WRONLY | os.O_CREAT | os.O_EXCL  # slower calls (a new inode each): latencies spread out
+        self.plan = [(self.missing, os.O_RDONLY, 4, errno.ENOENT), (self.sub, os.O_WRONLY, 3, errno.EISDIR)]
+        self.plan += [(os.path.join(self.dir, f"new-{i}.txt"), create, 1, 0) for i in range(3)]
+        self.plan += [(self.present, os.O_RDONLY, 6, 0)]
         script = ("import os\n"
                   f"for path, flags, n, _ in {self.plan!r}:\n"
                   "    for _ in range(n):\n"
