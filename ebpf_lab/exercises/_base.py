@@ -541,7 +541,9 @@ class Grader:
         ids = self.facts.get("prog_ids", [])
         left = wait_gone(ids)
         nets = [x for n in self.nets for x in n.leftovers()]
-        pinned = sorted(bpffs_entries() - self.pinned_before)
+        # only what the learner's own source names (BPF_TABLE_PINNED takes a literal path): never
+        # someone else's object pinned meanwhile
+        pinned = sorted(e for e in bpffs_entries() - self.pinned_before if e in (self.sub.bpf or ""))
         if pinned:
             for path in sorted(pinned, key=len, reverse=True):  # the machine is left clean all the same
                 try:
