@@ -373,3 +373,22 @@ def ex_program(text, hooks, flags):
     from ebpf_lab.exercises._base import GradedProgram
 
     return GradedProgram(text, hooks, flags)
+
+
+def test_isolated_check_reports_a_grader_that_hangs_or_dies(monkeypatch):
+    import subprocess as sp
+
+    def hang(*a, **kw):
+        raise sp.TimeoutExpired(a[0], kw.get("timeout"))
+
+    monkeypatch.setattr(grading.subprocess, "run", hang)
+    rep = grading.check_isolated("kmalloc-filter", os.path.join(EXE, "kmalloc-filter.ipynb"))
+    assert not rep.passed and rep.results[0].status == FAIL and "did not finish" in rep.results[0].message
+    assert all(r.status == "skip" for r in rep.results[1:])
+
+    def dies(*a, **kw):
+        return sp.CompletedProcess(a[0], -11, stdout="", stderr="Segmentation fault")
+
+    monkeypatch.setattr(grading.subprocess, "run", dies)
+    rep = grading.check_isolated("kmalloc-filter", os.path.join(EXE, "kmalloc-filter.ipynb"))
+    assert "stopped on this notebook: Segmentation fault" in rep.results[0].message
