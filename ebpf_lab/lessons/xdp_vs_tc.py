@@ -46,6 +46,7 @@ HOOKS: Dict[str, str] = {
 }
 DEFAULT_HOOKS = "none,xdp-native,xdp-generic,tc,nft-ingress,iptables-raw,iptables-input"
 TRAFGEN_MAX_PACKETS = 50_000_000  # a hard cap on any one measurement, whatever the time
+STARTUP_SECONDS = 5.0  # how long trafgen may take to send its first frames
 
 
 def _parse_hooks(value: str) -> List[str]:
@@ -250,8 +251,9 @@ class XdpVsTcLesson(Lesson):
         trafgen runs under ``timeout`` (so it stops by itself even if this
         process dies), pinned to one CPU. The receive side runs in softirq on
         that same CPU (veth hands the frame to the local backlog or NAPI), so
-        that CPU's busy time over the window is the whole cost: send + receive.
-        The window starts after a short warm-up and ends before trafgen stops.
+        the CPU time of trafgen and that CPU's ksoftirqd over the window is the
+        whole cost: send + receive. The window opens once frames flow (plus a
+        short warm-up); trafgen is stopped (SIGINT to its group) right after it.
         """
         self._require(State.ATTACHED, doing=f"measuring the {hook} hook of")
         if hook not in HOOKS:
@@ -261,20 +263,22 @@ class XdpVsTcLesson(Lesson):
             raise LabParameterError(f"measuring lesson {self.id}: seconds={secs!r} must be in [0.05, 10]")
         assert self.net is not None
         cpu = self.sender_cpu()
-        warmup, tail = 0.3, 0.3
+        warmup = 0.2  # after trafgen's first frames are out
         off = self._hook_on(hook)
         proc = None
         try:
             with tempfile.TemporaryDirectory(prefix="ebl-trafgen-") as tmp, RunStats() as stats:
                 cfg = os.path.join(tmp, "udp.cfg")
                 self._trafgen_config(cfg)
-                total = warmup + secs + tail
-                argv = ["timeout", "-s", "INT", "-k", "2", f"{total:.2f}",
+                # the safety net: trafgen stops by itself even if nothing here ever stops it
+                limit = STARTUP_SECONDS + warmup + secs + 5
+                argv = ["timeout", "-s", "INT", "-k", "2", f"{limit:.2f}",
                         "trafgen", "-o", self.net.ifname["snd"], "-i", cfg, "-P", "1",
-                        "-n", str(min(TRAFGEN_MAX_PACKETS, int(total * 5_000_000)))]
+                        "-n", str(min(TRAFGEN_MAX_PACKETS, int(limit * 5_000_000)))]
                 da, sa = self._drops(hook), self.net.link_stats("snd")
                 proc = self.net.popen("snd", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
+                self._wait_for_traffic(proc, sa["tx_packets"])
                 time.sleep(warmup)
                 tasks = _descendants(proc.pid) + _ksoftirqd(cpu)
                 k0 = _task_ticks(tasks)
@@ -283,10 +287,8 @@ class XdpVsTcLesson(Lesson):
                 d1, s1, r1, c1, t1 = self._drops(hook), self.net.link_stats("snd"), self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
                 k1 = _task_ticks(tasks)
                 bpf_stats = stats.enabled
-                try:
-                    proc.wait(timeout=total + 5)
-                except subprocess.TimeoutExpired:
-                    _kill_group(proc)
+                alive = proc.poll() is None
+                _stop_group(proc)
                 time.sleep(0.05)  # let the last frames drain through the receiver
                 db, sb = self._drops(hook), self.net.link_stats("snd")
         except BaseException:
@@ -307,7 +309,9 @@ class XdpVsTcLesson(Lesson):
             "hook": hook, "repeat": repeat, "seconds": round(elapsed, 4), "sent": int(sent),
             "sent_pps": sent / elapsed, "dropped": int(dropped), "dropped_pps": dropped / elapsed,
             "cpu_ns_per_pkt": (c1["busy"] - c0["busy"]) * tick_ns / per,
-            "task_ns_per_pkt": (k1 - k0) * tick_ns / per if tasks else np.nan,
+            # NaN when a process of the window vanished (its time would be lost) or trafgen ended early
+            "task_ns_per_pkt": (sum(k1.values()) - sum(k0.values())) * tick_ns / per
+            if alive and k0 and set(k0) == set(k1) else np.nan,
             "softirq_ns_per_pkt": (c1["softirq"] - c0["softirq"]) * tick_ns / per,
             "cpu_busy": (c1["busy"] - c0["busy"]) * tick_ns / 1e9 / elapsed,
             "bpf_ns_per_run": bpf_ns,
@@ -315,6 +319,18 @@ class XdpVsTcLesson(Lesson):
             "sent_total": int(sb["tx_packets"] - sa["tx_packets"]),
             "dropped_total": int(db - da),
         }
+
+    def _wait_for_traffic(self, proc: subprocess.Popen, tx_before: int) -> None:
+        """Until trafgen's frames leave the sender veth (bounded by STARTUP_SECONDS)."""
+        assert self.net is not None
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise LabError(f"measuring lesson {self.id}: trafgen exited (status {proc.returncode}) before sending")
+            if self.net.link_stats("snd")["tx_packets"] > tx_before + 1000:
+                return
+            time.sleep(0.02)
+        raise LabError(f"measuring lesson {self.id}: trafgen sent nothing within {STARTUP_SECONDS:g} s")
 
     @staticmethod
     def sender_cpu() -> int:
@@ -409,17 +425,31 @@ def _ksoftirqd(cpu: int) -> List[int]:
     return []
 
 
-def _task_ticks(pids: List[int]) -> int:
-    """utime + stime (clock ticks) of these processes, all their threads."""
-    total = 0
+def _task_ticks(pids: List[int]) -> Dict[int, int]:
+    """utime + stime (clock ticks) of each of these processes that still exists."""
+    out: Dict[int, int] = {}
     for p in pids:
         try:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
+            out[p] = int(fields[11]) + int(fields[12])
         except (OSError, IndexError, ValueError):
             continue
-    return total
+    return out
+
+
+def _stop_group(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """SIGINT to trafgen's process group (it prints its statistics and exits), SIGKILL if it lingers."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGINT)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            pass
+    _kill_group(proc)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
