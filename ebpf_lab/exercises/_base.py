@@ -104,6 +104,8 @@ class Report:
     seconds: float = 0.0
     #: what the learner's code produced on the workload (DataFrames), to look at: ``report.data["events"]``
     data: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: the hooks the learner's program was attached to, e.g. ``['kprobe:__x64_sys_kill']``
+    hooks: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -381,6 +383,7 @@ class Grader:
         self.facts: Dict[str, Any] = {}
         self.pinned_before = bpffs_entries()
         self.data: Dict[str, Any] = {}
+        self.hooks: List[str] = []
 
     # -- recording
     def record(self, check: str, status: str, message: str = "", hint: str = "") -> None:
@@ -490,6 +493,7 @@ class Grader:
                         f"keep the line BPF_RINGBUF_OUTPUT({events_map}, ...) from the exercise.")
             return None
         self.record(loads, PASS)
+        self.hooks = [h.name for h in p.hooks]
         return p
 
     def hidden(self, file: str, hooks: Sequence[Hook], cflags: Sequence[str] = ()) -> GradedProgram:
@@ -645,7 +649,7 @@ class Exercise:
         ordered = [g.results[c] for c in self.CHECKS]
         hp = {"kprobe": "graded on kprobes", "tracepoint": "graded on tracepoints (this kernel has no kprobes)"
               if "kprobe" in self.hook_variants() else "graded on tracepoints"}.get(g.hook_path, f"graded on {g.hook_path}")
-        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2), g.data)
+        return Report(self.id, sub.origin, ordered, hp, round(time.monotonic() - t0, 2), g.data, g.hooks)
 
     def _run(self, g: Grader, sub: Submission, force_hook: Optional[str]) -> None:
         try:
