@@ -282,9 +282,12 @@ class XdpVsTcLesson(Lesson):
                 time.sleep(warmup)
                 tasks = _descendants(proc.pid) + _ksoftirqd(cpu)
                 k0 = _task_ticks(tasks)
-                d0, s0, r0, c0, t0 = self._drops(hook), self.net.link_stats("snd"), self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
+                # each counter with the moment it was read (reading iptables/nft counters takes a while)
+                (d0, td0), (s0, ts0) = _timed(self._drops, hook), _timed(self.net.link_stats, "snd")
+                r0, c0, t0 = self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
                 time.sleep(secs)
-                d1, s1, r1, c1, t1 = self._drops(hook), self.net.link_stats("snd"), self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
+                (d1, td1), (s1, ts1) = _timed(self._drops, hook), _timed(self.net.link_stats, "snd")
+                r1, c1, t1 = self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
                 k1 = _task_ticks(tasks)
                 bpf_stats = stats.enabled
                 alive = proc.poll() is None
@@ -307,7 +310,7 @@ class XdpVsTcLesson(Lesson):
             bpf_ns = (r1[1] - r0[1]) / (r1[0] - r0[0])
         return {
             "hook": hook, "repeat": repeat, "seconds": round(elapsed, 4), "sent": int(sent),
-            "sent_pps": sent / elapsed, "dropped": int(dropped), "dropped_pps": dropped / elapsed,
+            "sent_pps": sent / (ts1 - ts0), "dropped": int(dropped), "dropped_pps": dropped / (td1 - td0),
             "cpu_ns_per_pkt": (c1["busy"] - c0["busy"]) * tick_ns / per,
             # NaN when a process of the window vanished (its time would be lost) or trafgen ended early
             "task_ns_per_pkt": (sum(k1.values()) - sum(k0.values())) * tick_ns / per
@@ -393,6 +396,13 @@ class XdpVsTcLesson(Lesson):
         d["cpus"] = os.cpu_count()
         d["kernel"] = os.uname().release
         return d
+
+
+def _timed(fn: Callable[..., Any], *args: Any) -> tuple:
+    """(fn(*args), the middle of the time it took)."""
+    a = time.monotonic()
+    v = fn(*args)
+    return v, (a + time.monotonic()) / 2
 
 
 def _descendants(pid: int) -> List[int]:
