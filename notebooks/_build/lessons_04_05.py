@@ -476,7 +476,10 @@ if xdp and ipt:
   and arrive through hardware queues spread over CPUs (RSS), so the receiving cost would not share a CPU with the
   sender as it does here. That is where the tutorial's claim holds.
 * The machine this ran on is shared, virtualised and has two CPUs: treat single numbers as indications and look
-  at the spread.
+  at the spread. When the CPU is overloaded the kernel defers receive work to `ksoftirqd`, which then competes
+  with trafgen: inside one window `dropped_pps` can lag `sent_pps`, though over the whole burst every frame sent
+  is dropped (`sent_total` = `dropped_total`). `task_ns_per_pkt` counts trafgen and `ksoftirqd` together, so it
+  stays meaningful either way.
 """),
     code("detach", """
 lab.detach()
