@@ -89,10 +89,12 @@ stage_rootfs() {
 stage_vagrant() {
     local r=$1 seed=$2
     mount_chroot "$r"
-    say "openssh-server, sudo, rsync, DHCP client, CA certificates"
+    # The base stage boots with the guest tier's own init; a box boots systemd.
+    say "systemd, openssh-server, sudo, rsync, DHCP client, CA certificates"
     in_chroot "$r" apt-get install -y -qq --no-install-recommends \
-        openssh-server sudo rsync ifupdown isc-dhcp-client ca-certificates \
-        iproute2 procps less curl >/dev/null
+        systemd-sysv udev dbus kmod openssh-server sudo rsync ifupdown isc-dhcp-client \
+        ca-certificates iproute2 procps less curl >/dev/null
+    [ -x "$r/sbin/init" ] || die "no /sbin/init in the box"
     echo "ebl-box" > "$r/etc/hostname"
     printf '127.0.0.1\tlocalhost\n127.0.1.1\tebl-box\n' > "$r/etc/hosts"
     printf '/dev/vda\t/\text4\terrors=remount-ro\t0\t1\n' > "$r/etc/fstab"
