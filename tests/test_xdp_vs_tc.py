@@ -36,7 +36,12 @@ def _iptables_rules(net) -> str:
     return "".join(net.run("rcv", ["iptables-save"]).stdout.splitlines(keepends=True))
 
 
-def _trafgens(netns: str) -> list:
+def _netns_inode(name: str) -> int:
+    return os.stat(f"/run/netns/{name}").st_ino
+
+
+def _trafgens(inode: int) -> list:
+    """trafgen processes inside the network namespace with this inode."""
     pids = []
     for p in os.listdir("/proc"):
         if not p.isdigit():
@@ -44,7 +49,7 @@ def _trafgens(netns: str) -> list:
         try:
             with open(f"/proc/{p}/cmdline", "rb") as f:
                 args = f.read().split(b"\0")
-            if args and args[0].endswith(b"trafgen") and os.readlink(f"/proc/{p}/ns/net") != os.readlink("/proc/self/ns/net"):
+            if args and args[0].endswith(b"trafgen") and os.stat(f"/proc/{p}/ns/net").st_ino == inode:
                 pids.append(int(p))
         except OSError:
             continue
@@ -135,17 +140,18 @@ def test_sigkill_mid_measurement_leaves_nothing():
     while time.monotonic() < deadline and not mine():
         time.sleep(0.05)
     assert mine()
-    ns = f"ebl-{p.pid}"
+    snd = next(o.split()[1] for o in mine() if o.endswith("-snd"))
+    inode = _netns_inode(snd)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _trafgens(ns):
+    while time.monotonic() < deadline and not _trafgens(inode):
         time.sleep(0.05)
-    assert _trafgens(ns), "trafgen never started"
+    assert _trafgens(inode), "trafgen never started"
     p.kill()
     p.wait()
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and (mine() or _trafgens(ns)):
+    while time.monotonic() < deadline and (mine() or _trafgens(inode)):
         time.sleep(0.1)
-    assert mine() == [] and _trafgens(ns) == []
+    assert mine() == [] and _trafgens(inode) == []
 
 
 @pytest.mark.notebook
@@ -187,7 +193,7 @@ def test_keyboard_interrupt_mid_measurement_in_process(lab_net):
     assert lab.state.value == "closed" or lab_net.qdiscs("rcv") == ["noqueue"]
     assert lab_net.qdiscs("rcv") == ["noqueue"]
     time.sleep(0.2)
-    assert _trafgens(lab_net.name) == []
+    assert _trafgens(_netns_inode(lab_net.netns["snd"])) == []
     lab.detach()
 
 
