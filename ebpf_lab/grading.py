@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Mapping, Optional, Union
 import pandas as pd
 
 from .errors import LabError, LabParameterError
-from .exercises import EXERCISES, exercise_ids, get_exercise
+from .exercises import exercise_ids, get_exercise
 from .exercises._base import (
     FAIL,
     GRADE_TIMEOUT,
@@ -38,7 +38,6 @@ from .exercises._base import (
     SKIP,
     CheckResult,
     Report,
-    Submission,
     submission_from_namespace,
     submission_from_notebook,
 )

@@ -355,7 +355,6 @@ def test_kprobe_variant_reference_passes(eid, monkeypatch):
 @pytest.mark.bpf
 def test_kprobe_variant_compiles_and_passes_the_verifier_here(eid, no_bpf_leak):
     """The kprobe path cannot attach on this host, but its C must compile and load: the guest tier attaches it."""
-    from ebpf_lab.engine import Hook
     from ebpf_lab.exercises._base import Grader
     from ebpf_lab.lessons.hello_kill import syscall_fnname
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .. import _kernel
-from ..engine import Hook, Lesson, State
+from ..engine import Hook, Lesson
 from ..errors import AttachError, CompileError, FeatureUnavailable, LabError, PrivilegeError, VerifierError
 from . import _sandbox
 

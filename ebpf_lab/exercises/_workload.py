@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from typing import List, Optional
+from typing import List
 
 _PRELUDE = r'''
 import ctypes, os, signal, sys

@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from ..engine import Hook
-from ..errors import AttachError, FeatureUnavailable
+from ..errors import AttachError
 from ._base import Exercise, Fail, GradedProgram, Grader, Stop
 
 ETH_IP_ICMP = 14 + 20 + 8   # frame bytes around a ping payload
