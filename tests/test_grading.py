@@ -45,18 +45,31 @@ def solution(eid: str) -> Submission:
     return submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), get_exercise(eid))
 
 
+def _ppid(pid: int) -> int:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 def lab_processes() -> list:
-    """Workload processes of the exercises still running (comm ebl-ex-* or ebl-kmalloc children of ours)."""
-    out = []
+    """Workload processes of the exercises started by this test process and still running."""
+    me, out = os.getpid(), []
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
         try:
             comm = open(f"/proc/{pid}/comm").read().strip()
-            ppid = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
-        if comm.startswith("ebl-ex-") or (ppid == os.getpid() and comm in ("sleep", "ebl-kmalloc")):
+        if not (comm.startswith("ebl-ex-") or comm in ("sleep", "ebl-kmalloc")):
+            continue
+        p = int(pid)
+        for _ in range(8):  # ours: a descendant of this process
+            p = _ppid(p)
+            if p in (0, 1) or p == me:
+                break
+        if p == me:
             out.append((int(pid), comm))
     return out
 
@@ -72,7 +85,7 @@ def clean_after(no_bpf_leak):
     before = set(os.listdir("/tmp"))
     yield
     assert lab_processes() == [], "workload processes were left running"
-    left = [d for d in set(os.listdir("/tmp")) - before if d.startswith("ebl-ex-")]
+    left = [d for d in set(os.listdir("/tmp")) - before if d.startswith(f"ebl-ex-{os.getpid()}-")]
     assert left == [], f"left in /tmp: {left}"
     mine = f"ebl-{os.getpid()}-"
     nets = [n for n in (os.listdir("/run/netns") if os.path.isdir("/run/netns") else []) if n.startswith(mine)]

@@ -85,7 +85,7 @@ def _kill_group(pgid: int) -> None:
 def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[dict] = None,
                  timeout: float = 10.0) -> Outcome:
     """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults."""
-    with tempfile.TemporaryDirectory(prefix="ebl-ex-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"ebl-ex-{os.getpid()}-py-") as tmp:
         os.chmod(tmp, 0o777)
         req_path = os.path.join(tmp, "request.pickle")
         out_path = os.path.join(tmp, "reply.pickle")

@@ -32,7 +32,7 @@ class OpenWorkload:
     """Opens, in order: missing.txt x4 (ENOENT), sub/ for writing x3 (EISDIR), 3 new files, present.txt x6 (an fd)."""
 
     def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="ebl-ex-open-")
+        self.dir = tempfile.mkdtemp(prefix=f"ebl-ex-{os.getpid()}-open-")
         os.chmod(self.dir, 0o755)
         self.present = os.path.join(self.dir, "present.txt")
         self.missing = os.path.join(self.dir, "missing.txt")
