@@ -531,7 +531,7 @@ class Grader:
                        _python_hint(out.error_type))
         if out.status == "unpicklable":
             raise Fail(f"{function}() returned a {out.error_type}, which cannot be checked.",
-                       "return plain data: a pandas DataFrame, a dict or a list.")
+                       "return a pandas DataFrame (or plain numbers, strings, lists and dicts).")
         raise Fail(f"{function}() crashed the Python interpreter ({out.message}).", "")
 
     # -- finish

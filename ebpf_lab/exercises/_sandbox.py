@@ -9,6 +9,7 @@ runs as root, the child drops to the ``nobody`` user.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import pickle
 import signal
@@ -18,13 +19,28 @@ import tempfile
 from typing import Any, Optional
 
 # Runs in the child. Kept free of ebpf_lab imports: the child only needs pandas/numpy.
+# The request comes in on stdin (pickle: from the grader, trusted); the reply goes out as JSON on a
+# copy of stdout (never pickle: the learner's code is not trusted, and JSON cannot run code when read).
 _CHILD = r'''
-import pickle, sys, traceback, linecache
-req = pickle.load(open(sys.argv[1], "rb"))
-out_path = sys.argv[2]
+import json, linecache, os, pickle, sys, traceback
+out = os.fdopen(os.dup(1), "w")
+os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the learner's print()s go nowhere
+req = pickle.load(sys.stdin.buffer)
+def native(v):
+    if hasattr(v, "item"):
+        return v.item()
+    if hasattr(v, "tolist"):
+        return v.tolist()
+    raise TypeError(type(v).__name__)
+def encode(v):
+    import pandas as pd
+    if isinstance(v, pd.DataFrame):
+        d = v.to_dict(orient="split")
+        return {"__frame__": {"index": list(d["index"]), "columns": [str(c) for c in d["columns"]], "data": d["data"]}}
+    return {"__plain__": v}
 def reply(d):
-    with open(out_path, "wb") as f:
-        pickle.dump(d, f)
+    out.write(json.dumps(d, default=native))
+    out.flush()
 try:
     import numpy as np, pandas as pd
     ns = {"__name__": "__learner__", "np": np, "pd": pd}
@@ -33,13 +49,15 @@ try:
     exec(code, ns)
     fn = ns.get(req["function"])
     if not callable(fn):
-        reply({"status": "missing"})
-        sys.exit(0)
-    value = fn(*req["args"], **req["kwargs"])
-    try:
-        reply({"status": "ok", "value": value})
-    except Exception as e:
-        reply({"status": "unpicklable", "type": type(value).__name__, "message": str(e)})
+        text = json.dumps({"status": "missing"})
+    else:
+        value = fn(*req["args"], **req["kwargs"])
+        try:
+            text = json.dumps({"status": "ok", "value": encode(value)}, default=native)
+        except Exception as e:
+            text = json.dumps({"status": "unpicklable", "type": type(value).__name__, "message": str(e)})
+    out.write(text)
+    out.flush()
 except BaseException as e:
     tb = traceback.extract_tb(sys.exc_info()[2])
     mine = [f for f in tb if f.filename == "<your cell>"]
@@ -48,6 +66,17 @@ except BaseException as e:
            "line": where.lineno if where else None, "text": (where.line or "") if where else "",
            "syntax_line": getattr(e, "lineno", None) if isinstance(e, SyntaxError) else None})
 '''
+
+
+def _decode(v: Any) -> Any:
+    if isinstance(v, dict) and "__frame__" in v:
+        import pandas as pd
+
+        f = v["__frame__"]
+        return pd.DataFrame(f["data"], index=f["index"], columns=f["columns"])
+    if isinstance(v, dict) and "__plain__" in v:
+        return v["__plain__"]
+    return v
 
 
 @dataclasses.dataclass
@@ -85,36 +114,32 @@ def _kill_group(pgid: int) -> None:
 def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[dict] = None,
                  timeout: float = 10.0) -> Outcome:
     """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults."""
-    with tempfile.TemporaryDirectory(prefix=f"ebl-ex-{os.getpid()}-py-") as tmp:
-        os.chmod(tmp, 0o777)
-        req_path = os.path.join(tmp, "request.pickle")
-        out_path = os.path.join(tmp, "reply.pickle")
-        with open(req_path, "wb") as f:
-            pickle.dump({"source": source, "function": function, "args": tuple(args), "kwargs": kwargs or {}}, f)
-        os.chmod(req_path, 0o644)
+    request = pickle.dumps({"source": source, "function": function, "args": tuple(args), "kwargs": kwargs or {}})
+    with tempfile.TemporaryDirectory(prefix=f"ebl-ex-{os.getpid()}-py-") as home:
+        if os.geteuid() == 0:
+            os.chown(home, 65534, 65534)  # the learner's own scratch space; nothing is read back from it
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH")}
-        env.update(HOME=tmp, MPLCONFIGDIR=tmp, PYTHONDONTWRITEBYTECODE="1")
-        proc = subprocess.Popen([sys.executable, "-c", _CHILD, req_path, out_path], stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=tmp, env=env,
-                                preexec_fn=_drop_privileges)
+        env.update(HOME=home, MPLCONFIGDIR=home, PYTHONDONTWRITEBYTECODE="1")
+        proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=home, env=env, preexec_fn=_drop_privileges)
         try:
-            _, err = proc.communicate(timeout=timeout)
+            out, err = proc.communicate(request, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
-            proc.wait()
+            proc.communicate()
             return Outcome("timeout", message=f"did not return within {timeout:g} s")
         _kill_group(proc.pid)  # whatever the learner's code started in the background goes too
-        if not os.path.exists(out_path):
-            tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-            return Outcome("crashed", message=tail[0])
-        with open(out_path, "rb") as f:
-            d = pickle.load(f)
-    st = d["status"]
+    try:
+        d = json.loads(out.decode(errors="replace"))
+    except ValueError:
+        tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        return Outcome("crashed", message=tail[0])
+    st = d.get("status") if isinstance(d, dict) else None
     if st == "ok":
-        return Outcome("ok", value=d["value"])
+        return Outcome("ok", value=_decode(d.get("value")))
     if st == "error":
-        return Outcome("error", error_type=d["type"], message=d["message"], line=d.get("line") or d.get("syntax_line"),
-                       text=d.get("text", ""))
+        return Outcome("error", error_type=str(d.get("type")), message=str(d.get("message")),
+                       line=d.get("line") or d.get("syntax_line"), text=str(d.get("text") or ""))
     if st == "unpicklable":
-        return Outcome("unpicklable", error_type=d["type"], message=d["message"])
-    return Outcome(st)
+        return Outcome("unpicklable", error_type=str(d.get("type")), message=str(d.get("message")))
+    return Outcome("missing" if st == "missing" else "crashed", message="no answer")
