@@ -85,7 +85,11 @@ def test_every_hook_drops_the_flow_and_detaches(lab_net, no_bpf_leak):
     assert df.loc[~bpf, "bpf_ns_per_run"].isna().all()
     assert (df["cpu_ns_per_pkt"] > 0).all() and (df["cpu_busy"] > 0.3).all()
     # trafgen's own CPU time (+ ksoftirqd) is part of the CPU's busy time
-    assert (df["task_ns_per_pkt"] > 0).all() and (df["task_ns_per_pkt"] <= df["cpu_ns_per_pkt"] * 1.1).all()
+    # (NaN where the window's processes changed under the measurement; most windows are clean)
+    task = df["task_ns_per_pkt"]
+    assert task.notna().sum() >= len(df) // 2, df[["hook", "task_ns_per_pkt"]].to_string()
+    ok = task.dropna()
+    assert (ok > 0).all() and (ok <= df.loc[ok.index, "cpu_ns_per_pkt"] * 1.1).all()
 
 
 def test_run_returns_one_frame_with_spread_and_removes_everything():

@@ -312,9 +312,10 @@ class XdpVsTcLesson(Lesson):
             "hook": hook, "repeat": repeat, "seconds": round(elapsed, 4), "sent": int(sent),
             "sent_pps": sent / (ts1 - ts0), "dropped": int(dropped), "dropped_pps": dropped / (td1 - td0),
             "cpu_ns_per_pkt": (c1["busy"] - c0["busy"]) * tick_ns / per,
-            # NaN when a process of the window vanished (its time would be lost) or trafgen ended early
+            # NaN when a process of the window vanished (its time would be lost), trafgen ended early,
+            # or the tick counts went backwards (a reused pid): never a figure known to be wrong
             "task_ns_per_pkt": (sum(k1.values()) - sum(k0.values())) * tick_ns / per
-            if alive and k0 and set(k0) == set(k1) else np.nan,
+            if alive and k0 and set(k0) == set(k1) and sum(k1.values()) > sum(k0.values()) else np.nan,
             "softirq_ns_per_pkt": (c1["softirq"] - c0["softirq"]) * tick_ns / per,
             "cpu_busy": (c1["busy"] - c0["busy"]) * tick_ns / 1e9 / elapsed,
             "bpf_ns_per_run": bpf_ns,
