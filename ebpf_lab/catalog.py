@@ -10,13 +10,13 @@ from .engine import Lesson
 from .errors import LabParameterError
 
 # id -> "module:Class" (imported on demand so one broken lesson cannot break the rest)
-LESSONS: Dict[str, str] = {
-    "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
-    "tc-classifier": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
-    "xdp-vs-tc": "ebpf_lab.lessons.xdp_vs_tc:XdpVsTcLesson",
+LESSONS: Dict[str, str] = {  # in the order of the notebooks
     "hello-kill": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
+    "kmalloc": "ebpf_lab.lessons.kmalloc:KmallocLesson",
     "args-return": "ebpf_lab.lessons.args_return:ArgsReturnLesson",
     "args-return-uprobes": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",
+    "tc-classifier": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
+    "xdp-vs-tc": "ebpf_lab.lessons.xdp_vs_tc:XdpVsTcLesson",
 }
 
 
