@@ -9,30 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import List
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.dirname(HERE)
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(tag: str, text: str):
-    return new_code_cell(text.strip("\n"), metadata={"tags": [tag]})
-
-
-def notebook(cells: List) -> nbformat.NotebookNode:
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3 (ebpf-lab)", "language": "python", "name": "python3"}
-    nb.metadata["language_info"] = {"name": "python"}
-    for i, c in enumerate(nb.cells):  # stable ids: diffs stay small
-        c["id"] = f"{c.metadata.get('tags', ['md'])[0]}-{i:02d}"
-    return nb
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nbkit import code, md, write_all  # noqa: E402
 
 
 # ============================================================== lesson 01
@@ -503,14 +482,7 @@ From the shell: `ebpf-lab run args-return --out opens.csv`, `ebpf-lab run args-r
 
 
 def main() -> int:
-    for name, cells in (("01_hello_kill.ipynb", HELLO_KILL), ("03_args_return.ipynb", ARGS_RETURN)):
-        nb = notebook(cells)
-        nbformat.validate(nb)
-        path = os.path.join(OUT, name)
-        with open(path, "w") as f:
-            nbformat.write(nb, f)
-        print(f"wrote {path}: {len(nb.cells)} cells")
-    return 0
+    return write_all((("01_hello_kill.ipynb", HELLO_KILL), ("03_args_return.ipynb", ARGS_RETURN)))
 
 
 if __name__ == "__main__":

@@ -1,36 +1,19 @@
-"""Writes notebooks/00_setup.ipynb and notebooks/02_kmalloc.ipynb (run: python scripts/notebooks_00_02.py).
+"""Writes notebooks/00_setup.ipynb and notebooks/02_kmalloc.ipynb (without outputs).
 
-The notebooks are committed; this script is their source, so prose and code
-stay reviewable as text. Cells carry tags the tests use.
+    .venv/bin/python notebooks/_build/lessons_00_02.py
+
+Every code cell carries a tag naming its step (tests address cells by tag).
+Edit the notebooks here, not in JupyterLab, so that they stay reviewable.
 """
 import os
+import sys
 
-import nbformat as nbf
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-OUT = os.path.join(HERE, "..", "notebooks")
-
-
-def md(text, tags=()):
-    c = nbf.v4.new_markdown_cell(text.strip())
-    if tags:
-        c.metadata["tags"] = list(tags)
-    return c
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nbkit import code as _code, md, write_all  # noqa: E402
 
 
 def code(text, tags=()):
-    c = nbf.v4.new_code_cell(text.strip())
-    if tags:
-        c.metadata["tags"] = list(tags)
-    return c
-
-
-def save(name, cells):
-    nb = nbf.v4.new_notebook()
-    nb.cells = cells
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ebpf-lab)", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nbf.write(nb, os.path.join(OUT, name))
+    return _code(tags[0], text)
 
 
 setup = [
@@ -349,6 +332,4 @@ Next: **03_args_return** captures a kernel function's arguments and return value
 ]
 
 if __name__ == "__main__":
-    save("00_setup.ipynb", setup)
-    save("02_kmalloc.ipynb", kmalloc)
-    print("wrote notebooks/00_setup.ipynb and notebooks/02_kmalloc.ipynb")
+    sys.exit(write_all((("00_setup.ipynb", setup), ("02_kmalloc.ipynb", kmalloc))))
