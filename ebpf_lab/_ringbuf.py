@@ -11,6 +11,11 @@ per drain however many events there are.
 
 Record header (8 bytes): ``u32 len`` with bit 31 = busy (not yet committed)
 and bit 30 = discarded, then ``u32 page offset``. Records are 8-byte aligned.
+
+Memory ordering: the kernel commits a record with a release store of its
+header. This reader uses plain loads, which x86-64's ordering makes enough;
+on weaker architectures (arm64) a header could be seen before its data, so
+the lab has been exercised on x86-64 only.
 """
 from __future__ import annotations
 
