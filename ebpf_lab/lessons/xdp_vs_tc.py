@@ -280,7 +280,11 @@ class XdpVsTcLesson(Lesson):
                                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
                 self._wait_for_traffic(proc, sa["tx_packets"])
                 time.sleep(warmup)
-                tasks = _descendants(proc.pid) + _ksoftirqd(cpu)
+                procs = _descendants(proc.pid)
+                # trafgen pins its sending fork to a CPU of its own choosing (-P 1: CPU 0),
+                # whatever affinity it was started with: measure the CPU it really runs on
+                cpu = _pinned_cpu(procs, default=cpu)
+                tasks = procs + _ksoftirqd(cpu)
                 k0 = _task_ticks(tasks)
                 # each counter with the moment it was read (reading iptables/nft counters takes a while)
                 (d0, td0), (s0, ts0) = _timed(self._drops, hook), _timed(self.net.link_stats, "snd")
@@ -434,6 +438,18 @@ def _ksoftirqd(cpu: int) -> List[int]:
             except OSError:
                 continue
     return []
+
+
+def _pinned_cpu(pids: List[int], default: int) -> int:
+    """The one CPU the deepest of these processes is pinned to (trafgen's sender), else ``default``."""
+    for p in reversed(pids):
+        try:
+            cpus = os.sched_getaffinity(p)
+        except OSError:
+            continue
+        if len(cpus) == 1:
+            return next(iter(cpus))
+    return default
 
 
 def _task_ticks(pids: List[int]) -> Dict[int, int]:
