@@ -119,7 +119,8 @@ def release_all() -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (a zombie still counts)."""
     try:
         os.kill(pid, 0)
         return True
@@ -138,7 +139,7 @@ def cleanup_dead(include_alive: bool = False) -> List[str]:
         if not name.endswith(".json"):
             continue
         pid = int(name[:-5])
-        if pid == os.getpid() or (_alive(pid) and not include_alive):
+        if pid == os.getpid() or (pid_alive(pid) and not include_alive):
             continue
         try:
             with open(os.path.join(RUN_DIR, name)) as f:

@@ -48,7 +48,7 @@ from .errors import (
     VerifierError,
 )
 
-__all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path"]
+__all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path", "match_in_order"]
 
 
 def program_path(name: str) -> str:
@@ -702,6 +702,26 @@ class Lesson:
             self.detach()
         except Exception:
             pass
+
+
+def match_in_order(seen: Sequence[tuple], wanted: Sequence[tuple]) -> List[Optional[int]]:
+    """For each wanted key, the index of the next seen key equal to it (in order), or None.
+
+    How a lesson checks its events against what its workload reports it did:
+    both lists are in time order; events of other processes may lie between.
+    """
+    out: List[Optional[int]] = []
+    i = 0
+    for key in wanted:
+        j = i
+        while j < len(seen) and seen[j] != key:
+            j += 1
+        if j < len(seen):
+            out.append(j)
+            i = j + 1
+        else:
+            out.append(None)  # keep looking for later keys from where we were
+    return out
 
 
 def wall_clock(ts_ns: np.ndarray) -> np.ndarray:

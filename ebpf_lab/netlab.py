@@ -124,16 +124,6 @@ def _pyroute2() -> Any:
     return IPRoute, netns
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-
-
 class LabNetwork:
     """Two namespaces (``snd``, ``rcv``) joined by a veth pair with IPv4 addresses.
 
@@ -381,7 +371,7 @@ def cleanup_orphans() -> List[str]:
     if os.path.isdir(NETNS_RUN_DIR):
         for name in sorted(os.listdir(NETNS_RUN_DIR)):
             m = _NS_RX.match(name)
-            if not m or _alive(int(m.group(1))):
+            if not m or _registry.pid_alive(int(m.group(1))):
                 continue
             try:
                 _nl(netns.remove, name)
@@ -394,7 +384,7 @@ def cleanup_orphans() -> List[str]:
             if not name.startswith(_registry.PREFIX):
                 continue
             pid = _link_owner(name)
-            if pid is None or _alive(pid):
+            if pid is None or _registry.pid_alive(pid):
                 continue
             if _registry.remove({"kind": "link", "name": name}):
                 done.append(f"link {name} (owner pid {pid} is gone)")

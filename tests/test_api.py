@@ -153,3 +153,13 @@ def test_bcc_absent_says_what_to_install():
         pytest.skip("this interpreter imports the OS's bcc directly")
     assert out.returncode != 0
     assert "apt-get install python3-bpfcc" in out.stderr and "unrelated project" in out.stderr
+
+
+def test_match_in_order():
+    from ebpf_lab.engine import match_in_order
+
+    seen = [(1, "a"), (7, "x"), (2, "b"), (1, "a")]
+    assert match_in_order(seen, [(1, "a"), (2, "b"), (1, "a")]) == [0, 2, 3]
+    # a missing event does not hide the ones after it
+    assert match_in_order(seen, [(1, "a"), (9, "z"), (2, "b")]) == [0, None, 2]
+    assert match_in_order([], [(1, "a")]) == [None]

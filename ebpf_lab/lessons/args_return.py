@@ -35,7 +35,7 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Lesson, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, program_path, wall_clock
+from ..engine import Hook, Lesson, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
 from ..errors import FeatureUnavailable, LabError
 from ..kernel_headers import headers_info, prepare
 from .hello_kill import errno_name, is_syscall_wrapper, syscall_fnname
@@ -367,18 +367,11 @@ class ArgsReturnLesson(_ReportingLesson):
         rep = self.workload_report().copy()
         folder = rep.attrs.get("dir", "")
         mine = df[df["filename"].str.startswith(folder + "/")] if folder else df.iloc[0:0]
-        seen = list(zip(mine["pid"], mine["filename"], mine["flags"], mine["ret"]))
-        rets, found, i = [], [], 0
-        for pid, path, flags in zip(rep["pid"], rep["path"], rep["flags"]):
-            while i < len(seen) and seen[i][:3] != (pid, path, flags):
-                i += 1
-            if i < len(seen):
-                rets.append(int(seen[i][3]))
-                found.append(True)
-                i += 1
-            else:
-                rets.append(None)
-                found.append(False)
+        rets_seen = list(mine["ret"])
+        at = match_in_order(list(zip(mine["pid"], mine["filename"], mine["flags"])),
+                            list(zip(rep["pid"], rep["path"], rep["flags"])))
+        rets = [None if j is None else int(rets_seen[j]) for j in at]
+        found = [j is not None for j in at]
         rep["flags_text"] = [open_flags_text(f) for f in rep["flags"]]
         rep["ret"] = pd.array(rets, dtype="Int64")
         rep["seen"] = found

@@ -28,7 +28,7 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, program_path, wall_clock
+from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, match_in_order, program_path, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
 __all__ = [
@@ -373,19 +373,10 @@ class HelloKillLesson(Lesson):
         rep = self.workload_report().copy()
         wl = self.workload
         mine = df[df["sender_pid"] == wl.pid] if wl is not None else df.iloc[0:0]
-        seen = list(zip(mine["target_pid"], mine["signal"], mine["ret"]))
-        rets, found = [], []
-        i = 0
-        for tp, sig in zip(rep["target_pid"], rep["signal"]):
-            while i < len(seen) and (seen[i][0], seen[i][1]) != (tp, sig):
-                i += 1
-            if i < len(seen):
-                rets.append(int(seen[i][2]))
-                found.append(True)
-                i += 1
-            else:
-                rets.append(None)
-                found.append(False)
+        rets_seen = list(mine["ret"])
+        at = match_in_order(list(zip(mine["target_pid"], mine["signal"])), list(zip(rep["target_pid"], rep["signal"])))
+        rets = [None if j is None else int(rets_seen[j]) for j in at]
+        found = [j is not None for j in at]
         rep["signal_name"] = [signal_name(s) for s in rep["signal"]]
         rep["ret"] = pd.array(rets, dtype="Int64")
         rep["seen"] = found
