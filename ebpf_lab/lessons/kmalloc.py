@@ -155,9 +155,8 @@ class KmallocLesson(Lesson):
         """The in-kernel log2 histogram of bytes_alloc: one row per power-of-two bucket."""
         if self.bpf is None:
             raise LabError("reading the histogram: the lesson is not compiled/attached (or already detached)")
-        tab = self.bpf["sizes"]
-        rows = [(k, int(tab.sum(k).value)) for k in range(64)]
-        rows = [(k, c) for k, c in rows if c]
+        sizes = np.sum([np.ctypeslib.as_array(v.sizes) for v in self._stats()], axis=0)
+        rows = [(k, int(c)) for k, c in enumerate(sizes.tolist()) if c]
         df = pd.DataFrame(
             [{"bucket": k, "low": 1 << k, "high": (1 << (k + 1)) - 1, "count": c} for k, c in rows],
             columns=["bucket", "low", "high", "count"],
@@ -168,8 +167,25 @@ class KmallocLesson(Lesson):
         """Allocations the program saw, and how many passed the filters (counted in the kernel)."""
         if self.bpf is None:
             raise LabError("reading the counters: the lesson is not compiled/attached (or already detached)")
-        seen = self.bpf["seen"]
-        return {"seen": int(seen.sum(0).value), "reported": int(seen.sum(1).value), "lost": self.lost()}
+        per_cpu = self._stats()
+        return {"seen": sum(v.seen for v in per_cpu), "reported": sum(v.reported for v in per_cpu),
+                "lost": sum(v.lost for v in per_cpu)}
+
+    def lost(self) -> int:
+        """Events the ring buffer had no room for (counted in the kernel)."""
+        if self.bpf is None:
+            return 0
+        try:
+            return sum(v.lost for v in self._stats())
+        except LabError:   # a learner's own program without the lesson's counters
+            return 0
+
+    def _stats(self) -> List[Any]:
+        """The program's ``stats`` map: one ``struct alloc_stats`` per CPU."""
+        try:
+            return list(self.bpf["stats"].getvalue(0))
+        except Exception as e:
+            raise LabError(f"reading the in-kernel counters (map 'stats'): {e}") from e
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
         d = super().describe(elapsed)

@@ -41,28 +41,37 @@ struct alloc_event {
 /* Events travel through a ring buffer, submitted without waking user space:
  * the lab drains it in bulk a few times a second (see ebpf_lab/_ringbuf.py). */
 BPF_RINGBUF_OUTPUT(events, 1 << 10);      /* 1024 pages = 4 MiB: ~20 ms of a storm */
-BPF_PERCPU_ARRAY(lost, u64, 1);           /* events the ring had no room for */
-BPF_PERCPU_ARRAY(sizes, u64, 64);         /* log2(bytes_alloc) histogram, aggregated in the kernel */
-BPF_PERCPU_ARRAY(seen, u64, 2);           /* [0] allocations seen, [1] reported */
+/* The lesson's counters, one value per CPU: one map lookup per event, and
+ * plain increments (no other CPU writes this CPU's copy). */
+struct alloc_stats {
+	u64 seen;         /* allocations seen */
+	u64 reported;     /* ... that passed the filters */
+	u64 lost;         /* ... that the ring had no room for */
+	u64 sizes[64];    /* log2(bytes_alloc) histogram, aggregated in the kernel */
+};
+BPF_PERCPU_ARRAY(stats, struct alloc_stats, 1);
 
 static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8 kind)
 {
 	u64 id = bpf_get_current_pid_tgid();
-	int zero = 0, one = 1;
+	int zero = 0;
 
 	if (ONLY_PID && (id >> 32) != ONLY_PID)
 		return 0;
-	seen.increment(zero);
+	struct alloc_stats *st = stats.lookup(&zero);
+	if (!st)
+		return 0;
+	st->seen++;
 	if (alloc < MIN_BYTES)
 		return 0;
-	seen.increment(one);
-	sizes.increment(bpf_log2l(alloc));
+	st->reported++;
+	st->sizes[bpf_log2l(alloc) & 63]++;
 	if (!STREAM)
 		return 0;
 
 	struct alloc_event *e = events.ringbuf_reserve(sizeof(struct alloc_event));
 	if (!e) {
-		lost.increment(zero);
+		st->lost++;
 		return 0;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
