@@ -42,8 +42,8 @@ import pytest
 
 from labserver import ROOT, free_port, http_status
 
-# `vagrant validate` is cheap and runs with every ./test; the tests that bring a VM up
-# are marked `vm` one by one (./test --vm).
+# `vagrant validate` is cheap; the tests that bring a VM up are marked `vm` one by
+# one, so that `./test --no-vm` can leave out the slow part.
 pytestmark = [pytest.mark.root]
 
 ARTIFACTS = ROOT / "artifacts"
