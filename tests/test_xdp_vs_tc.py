@@ -88,8 +88,14 @@ def test_every_hook_drops_the_flow_and_detaches(lab_net, no_bpf_leak):
     # (NaN where the window's processes changed under the measurement; most windows are clean)
     task = df["task_ns_per_pkt"]
     assert task.notna().sum() >= len(df) // 2, df[["hook", "task_ns_per_pkt"]].to_string()
+    # Both are counted in clock ticks over the same window: allow each of the few tasks (trafgen,
+    # its timeout parent, ksoftirqd) and the CPU one tick of rounding.
     ok = task.dropna()
-    assert (ok > 0).all() and (ok <= df.loc[ok.index, "cpu_ns_per_pkt"] * 1.1).all()
+    tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
+    rounding = 5 * tick_ns / df.loc[ok.index, "sent"]
+    assert (ok > 0).all(), ok
+    assert (ok <= df.loc[ok.index, "cpu_ns_per_pkt"] + rounding).all(), \
+        df[["hook", "sent", "task_ns_per_pkt", "cpu_ns_per_pkt"]].to_string()
 
 
 def test_run_returns_one_frame_with_spread_and_removes_everything():

@@ -27,7 +27,7 @@ import pandas as pd
 
 from .. import _registry
 from ..engine import Hook, Lesson, Param, State
-from ..errors import AttachError, FeatureUnavailable, LabError, LabParameterError
+from ..errors import AttachError, LabError, LabParameterError
 from ..netlab import LabNetwork
 from . import _net
 from ._net import RunStats, require_tools
@@ -285,14 +285,16 @@ class XdpVsTcLesson(Lesson):
                 # whatever affinity it was started with: measure the CPU it really runs on
                 cpu = _pinned_cpu(procs, default=cpu)
                 tasks = procs + _ksoftirqd(cpu)
-                k0 = _task_ticks(tasks)
-                # each counter with the moment it was read (reading iptables/nft counters takes a while)
-                (d0, td0), (s0, ts0) = _timed(self._drops, hook), _timed(self.net.link_stats, "snd")
-                r0, c0, t0 = self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
+                # each counter with the moment it was read (reading iptables/nft counters takes a while,
+                # so the drop counter brackets the rest); frames sent, the CPU's time and the tasks'
+                # times are read side by side, so that each "per frame" figure has one window
+                d0, td0 = _timed(self._drops, hook)
+                s0, ts0 = _timed(self.net.link_stats, "snd")
+                c0, k0, r0, t0 = _proc_stat(cpu), _task_ticks(tasks), self._bpf_run(hook), time.monotonic()
                 time.sleep(secs)
-                (d1, td1), (s1, ts1) = _timed(self._drops, hook), _timed(self.net.link_stats, "snd")
-                r1, c1, t1 = self._bpf_run(hook), _proc_stat(cpu), time.monotonic()
-                k1 = _task_ticks(tasks)
+                s1, ts1 = _timed(self.net.link_stats, "snd")
+                c1, k1, r1, t1 = _proc_stat(cpu), _task_ticks(tasks), self._bpf_run(hook), time.monotonic()
+                d1, td1 = _timed(self._drops, hook)
                 bpf_stats = stats.enabled
                 alive = proc.poll() is None
                 _stop_group(proc)
