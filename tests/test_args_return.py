@@ -167,32 +167,6 @@ def test_fexit_refused_clearly_where_the_kernel_refuses_it():
     assert e.value.feature == "fentry/fexit" and "hook=auto" in str(e.value)
 
 
-def test_kprobe_refused_clearly_without_kprobes():
-    if _kernel.kprobes_available():
-        pytest.skip("this kernel has kprobes: nothing to refuse")
-    with pytest.raises(FeatureUnavailable) as e:
-        ArgsReturnLesson(hook="kprobe").compile()
-    assert e.value.feature == "kprobes" and "CONFIG_KPROBES" in str(e.value)
-
-
-def test_kprobe_programs_pass_the_verifier_here():
-    from ebpf_lab._bcc import import_bcc
-    from ebpf_lab.engine import program_path
-    from ebpf_lab.kernel_headers import prepare
-    from ebpf_lab.lessons.hello_kill import is_syscall_wrapper
-
-    prepare()
-    bcc = import_bcc()
-    fn = syscall_fnname("openat")
-    b = bcc.BPF(src_file=program_path("args_return_kprobe.bpf.c"),
-                cflags=[f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}", "-DONLY_PID=0"])
-    try:
-        for name in ("on_openat_entry", "on_openat_return"):
-            assert b.load_func(name, bcc.BPF.KPROBE).fd >= 0
-    finally:
-        b.cleanup()
-
-
 @pytest.mark.tracepoints
 def test_only_pid_filter_without_workload(no_bpf_leak):
     """This process's own openat() calls, through the ONLY_PID filter, collected for a fixed time."""

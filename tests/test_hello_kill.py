@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 
 from attached import Snapshot
-from ebpf_lab import FeatureUnavailable, LabParameterError, LessonStateError
+from ebpf_lab import LabParameterError, LessonStateError
 from ebpf_lab import _kernel
 from ebpf_lab.catalog import get_lesson
 from ebpf_lab.lessons.hello_kill import (
@@ -138,36 +138,6 @@ def test_tutorial_program_runs_on_its_kprobe():
     assert lines.attrs["hook"] == f"kprobe:{syscall_fnname('kill')}" and lines.attrs["note"] == ""
     mine = lines[lines.task == "ebl-killer"]
     assert len(mine) >= 1 and (mine.msg == "Hello, World!").all()
-
-
-def test_kprobe_refused_clearly_without_kprobes():
-    if _kernel.kprobes_available():
-        pytest.skip("this kernel has kprobes: nothing to refuse")
-    lab = HelloKillLesson(hook="kprobe")
-    with pytest.raises(FeatureUnavailable) as e:
-        lab.compile()
-    assert e.value.feature == "kprobes"
-    assert "CONFIG_KPROBES" in str(e.value) and "hook=tracepoint" in str(e.value)
-    lab.detach()
-
-
-def test_kprobe_programs_pass_the_verifier_here():
-    """Loading (not attaching) needs no kprobes: the kprobe variant is verified on every kernel."""
-    from ebpf_lab._bcc import import_bcc
-    from ebpf_lab.engine import program_path
-    from ebpf_lab.kernel_headers import prepare
-    from ebpf_lab.lessons.hello_kill import is_syscall_wrapper
-
-    prepare()
-    bcc = import_bcc()
-    fn = syscall_fnname("kill")
-    b = bcc.BPF(src_file=program_path("hello_kill_kprobe.bpf.c"),
-                cflags=[f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}", "-DONLY_PID=0"])
-    try:
-        for name in ("on_kill_entry", "on_kill_return"):
-            assert b.load_func(name, bcc.BPF.KPROBE).fd >= 0
-    finally:
-        b.cleanup()
 
 
 def test_only_pid_filter_and_collecting_without_workload(no_bpf_leak):

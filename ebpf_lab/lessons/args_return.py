@@ -35,10 +35,11 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Lesson, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
-from ..errors import FeatureUnavailable, LabError
+from ..engine import Hook, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
+from ..errors import FeatureUnavailable
 from ..kernel_headers import headers_info, prepare
-from .hello_kill import errno_name, is_syscall_wrapper, syscall_fnname
+from ._syscall import ReportingLesson, SyscallLesson, is_syscall_wrapper, syscall_fnname
+from .hello_kill import errno_name
 
 __all__ = [
     "ArgsReturnLesson",
@@ -207,30 +208,7 @@ def parse_open_report(text: str) -> pd.DataFrame:
     return df
 
 
-class _ReportingLesson(Lesson):
-    """A lesson whose workload prints what it did (read once it has ended)."""
-
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._report: Optional[pd.DataFrame] = None
-        self._variant: Optional[str] = None
-        self._note = ""
-
-    def _workload_output(self) -> str:
-        wl = self.workload
-        if wl is None:
-            raise LabError(f"reading the workload's report of lesson {self.id}: no workload ran (call trigger())")
-        try:
-            out, err = wl.proc.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            wl.stop()
-            raise LabError(f"reading the workload's report of lesson {self.id}: the workload did not finish in 60 s") from None
-        if wl.proc.returncode != 0:
-            raise LabError(f"the workload of lesson {self.id} failed (exit {wl.proc.returncode}): {(err or '').strip()}")
-        return out
-
-
-class ArgsReturnLesson(_ReportingLesson):
+class ArgsReturnLesson(SyscallLesson):
     """Arguments and return values of ``openat()``: one row per call, entry joined with return.
 
     >>> df = ArgsReturnLesson().run()
@@ -241,6 +219,10 @@ class ArgsReturnLesson(_ReportingLesson):
     title = "03 · Arguments and return values: openat() in, fd or -errno out (kprobe/kretprobe, or fallbacks)"
     notebook = "03_args_return.ipynb"
     program = "args_return.bpf.c"
+    syscall = "openat"
+    programs = {"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
+                "tracepoint": "args_return.bpf.c"}
+    entry_fn, return_fn = "on_openat_entry", "on_openat_return"
     params: ClassVar[Dict[str, Param]] = {
         "hook": Param("auto", "auto: kprobe+kretprobe if the kernel has kprobes, else fentry+fexit if it really "
                       "loads them, else the syscall tracepoints; or force kprobe / fexit / tracepoint",
@@ -267,75 +249,8 @@ class ArgsReturnLesson(_ReportingLesson):
     }
     default_seconds = 2.0
 
-    # ---------------------------------------------------- which hook
-    def variant(self) -> str:
-        """'kprobe', 'fexit' or 'tracepoint' (decided once; the reason lands in hook notes)."""
-        if self._variant is not None:
-            return self._variant
-        want = self.values["hook"]
-        fn = syscall_fnname("openat")
-        has_kprobes = _kernel.kprobes_available()
-        why_no_kprobes = "this kernel has no kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events)"
-        if want == "kprobe":
-            if not has_kprobes:
-                raise FeatureUnavailable("kprobes", f"preparing lesson {self.id} with hook=kprobe: {why_no_kprobes}; "
-                                         "use hook=auto")
-            self._variant = "kprobe"
-            return self._variant
-        if want == "auto" and has_kprobes:
-            self._variant = "kprobe"
-            return self._variant
-        if want in ("auto", "fexit"):
-            ok, why_fexit = fexit_loads(fn)
-            if ok:
-                self._variant = "fexit"
-                self._note = f"{why_no_kprobes}; fentry/fexit on {fn} instead" if want == "auto" else "hook=fexit was asked for"
-                return self._variant
-            if want == "fexit":
-                raise FeatureUnavailable("fentry/fexit", f"preparing lesson {self.id} with hook=fexit: {why_fexit}; "
-                                         "use hook=auto")
-        else:
-            why_fexit = ""
-        for ev in ("sys_enter_openat", "sys_exit_openat"):
-            if not _kernel.tracepoint_exists("syscalls", ev):
-                raise FeatureUnavailable(f"tracepoint syscalls:{ev}", f"preparing lesson {self.id}: no kprobes, no "
-                                         f"fexit, and no tracepoint syscalls:{ev} (CONFIG_FTRACE_SYSCALLS) on this kernel")
-        self._variant = "tracepoint"
-        if want == "auto":
-            self._note = (f"{why_no_kprobes}, and fentry/fexit do not work here either ({why_fexit}); so instead of "
-                          f"a kprobe + kretprobe on {fn} the lesson uses the tracepoints syscalls:sys_enter_openat + "
-                          "syscalls:sys_exit_openat: same arguments, same result")
-        else:
-            self._note = "hook=tracepoint was asked for"
-        return self._variant
-
-    def program_file(self) -> str:
-        if self.program_text is not None:
-            return super().program_file()
-        # the variant's file; also what error messages name (self.program)
-        self.program = {"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
-                        "tracepoint": "args_return.bpf.c"}[self.variant()]
-        return program_path(self.program)
-
-    def extra_cflags(self) -> List[str]:
-        v = self.variant()
-        if v == "tracepoint":
-            return []
-        fn = syscall_fnname("openat")
-        flags = [f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"]
-        if v == "fexit":
-            flags.append(f"-DOPENAT_FN={fn}")
-        return flags
-
-    def select_hooks(self) -> List[Hook]:
-        v = self.variant()
-        fn = syscall_fnname("openat")
-        if v == "kprobe":
-            return [Hook("kprobe", fn, "on_openat_entry"), Hook("kretprobe", fn, "on_openat_return")]
-        if v == "fexit":
-            return [Hook("fentry", fn, f"kfunc__{fn}", note=self._note), Hook("fexit", fn, f"kretfunc__{fn}")]
-        return [Hook("tracepoint", "syscalls:sys_enter_openat", "on_openat_entry", note=self._note),
-                Hook("tracepoint", "syscalls:sys_exit_openat", "on_openat_return")]
+    def fexit_check(self, fn: str) -> Tuple[bool, str]:
+        return fexit_loads(fn)
 
     # ---------------------------------------------------- workload
     def start_workload(self, rounds: Optional[int] = None) -> Workload:
@@ -381,7 +296,6 @@ class ArgsReturnLesson(_ReportingLesson):
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
         d = super().describe(elapsed)
-        d["syscall_function"] = syscall_fnname("openat")
         d["headers"] = headers_info().status
         return d
 
@@ -419,7 +333,7 @@ class ArgsReturnLesson(_ReportingLesson):
         return df.sort_values("ts_ns", kind="stable").reset_index(drop=True)
 
 
-class UprobeArgsReturnLesson(_ReportingLesson):
+class UprobeArgsReturnLesson(ReportingLesson):
     """Arguments and return values of user-space functions: uprobes + uretprobes.
 
     Probes libc's ``strtol(nptr, endptr, base)`` (every process on the machine) and

@@ -28,12 +28,13 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, match_in_order, program_path, wall_clock
-from ..errors import FeatureUnavailable, LabError
+from ..engine import Param, Workload, bytes_to_category, match_in_order, wall_clock
+from ._syscall import SyscallLesson, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "HelloKillLesson",
     "syscall_fnname",
+    "is_syscall_wrapper",
     "search_traceable",
     "run_tutorial",
     "signal_name",
@@ -52,25 +53,6 @@ def bcc_module() -> Any:
     Afterwards ``from bcc import BPF`` works in this interpreter, even in a venv.
     """
     return import_bcc()
-
-
-def syscall_fnname(name: str) -> str:
-    """The kernel function behind system call ``name`` on this kernel, e.g. ``__x64_sys_kill``.
-
-    bcc's ``BPF.get_syscall_fnname`` finds the prefix by looking up the ``bpf``
-    syscall's symbol with each known prefix (``sys_``, ``__x64_sys_``,
-    ``__arm64_sys_``, ...), so lessons never hard-code ``__x64_sys_kill``.
-    """
-    bcc = import_bcc()
-    B = bcc.BPF
-    # bcc's get_syscall_prefix() is an instance method that only uses class
-    # attributes and the static ksymname(), so no BPF object is needed.
-    return (B.get_syscall_prefix(B) + name.encode()).decode()
-
-
-def is_syscall_wrapper(fnname: str) -> bool:
-    """True when the syscall function takes a ``struct pt_regs *`` (x86-64 4.17+, arm64 4.19+)."""
-    return not fnname.startswith("sys_")
 
 
 def signal_name(sig: int) -> str:
@@ -241,7 +223,7 @@ def parse_kill_report(text: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------- the lesson
-class HelloKillLesson(Lesson):
+class HelloKillLesson(SyscallLesson):
     """Who sends kill? One row per kill() system call: sender, target, signal, result.
 
     >>> df = HelloKillLesson().run()
@@ -252,6 +234,10 @@ class HelloKillLesson(Lesson):
     title = "01 · Hello kill: who sends kill? (kprobe, or syscall tracepoints)"
     notebook = "01_hello_kill.ipynb"
     program = "hello_kill.bpf.c"
+    syscall = "kill"
+    programs = {"kprobe": "hello_kill_kprobe.bpf.c", "tracepoint": "hello_kill.bpf.c"}
+    entry_fn, return_fn = "on_kill_entry", "on_kill_return"
+    report_timeout_s = 30.0
     params: ClassVar[Dict[str, Param]] = {
         "hook": Param("auto", "auto: kprobe + kretprobe where the kernel has kprobes, else the syscall tracepoints; "
                       "or force kprobe / tracepoint", choices=("auto", "kprobe", "tracepoint")),
@@ -275,60 +261,6 @@ class HelloKillLesson(Lesson):
     }
     default_seconds = 5.0
 
-    def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        self._variant: Optional[str] = None
-        self._note = ""
-        self._report: Optional[pd.DataFrame] = None
-
-    # ------------------------------------------------------- hook choice
-    def variant(self) -> str:
-        """'kprobe' or 'tracepoint': which program this kernel gets (decided once)."""
-        if self._variant is not None:
-            return self._variant
-        want = self.values["hook"]
-        fn = syscall_fnname("kill")
-        has_kprobes = _kernel.kprobes_available()
-        if want == "kprobe" and not has_kprobes:
-            raise FeatureUnavailable("kprobes", f"preparing lesson {self.id} with hook=kprobe: this kernel has no "
-                                     f"kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events), so "
-                                     f"{fn} cannot be probed; use hook=tracepoint or hook=auto")
-        if want == "kprobe" or (want == "auto" and has_kprobes):
-            self._variant, self._note = "kprobe", ""
-            return "kprobe"
-        for ev in ("sys_enter_kill", "sys_exit_kill"):
-            if not _kernel.tracepoint_exists("syscalls", ev):
-                raise FeatureUnavailable(f"tracepoint syscalls:{ev}", f"preparing lesson {self.id}: this kernel has "
-                                         f"neither kprobes nor the tracepoint syscalls:{ev} (CONFIG_FTRACE_SYSCALLS)")
-        self._variant = "tracepoint"
-        if want == "auto":
-            self._note = (f"kprobes are missing on this kernel (CONFIG_KPROBES is not set: no kprobe_events in "
-                          f"tracefs), so instead of a kprobe + kretprobe on {fn} the lesson uses the tracepoints "
-                          "syscalls:sys_enter_kill + syscalls:sys_exit_kill: same arguments, same result")
-        else:
-            self._note = "hook=tracepoint was asked for"
-        return "tracepoint"
-
-    def program_file(self) -> str:
-        if self.program_text is not None:
-            return super().program_file()
-        # the variant's file; also what error messages name (self.program)
-        self.program = "hello_kill_kprobe.bpf.c" if self.variant() == "kprobe" else "hello_kill.bpf.c"
-        return program_path(self.program)
-
-    def extra_cflags(self) -> List[str]:
-        flags = []
-        if self.variant() == "kprobe":
-            flags.append(f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(syscall_fnname('kill')))}")
-        return flags
-
-    def select_hooks(self) -> List[Hook]:
-        if self.variant() == "kprobe":
-            fn = syscall_fnname("kill")
-            return [Hook("kprobe", fn, "on_kill_entry"), Hook("kretprobe", fn, "on_kill_return")]
-        return [Hook("tracepoint", "syscalls:sys_enter_kill", "on_kill_entry", note=self._note),
-                Hook("tracepoint", "syscalls:sys_exit_kill", "on_kill_return")]
-
     # ---------------------------------------------------------- workload
     def start_workload(self, pause_ms: Optional[int] = None) -> Workload:
         ms = int(self.values["pause_ms"] if pause_ms is None else pause_ms)
@@ -347,17 +279,8 @@ class HelloKillLesson(Lesson):
         Columns: target_pid, signal, result (0 or -errno). ``attrs['victims']``: the
         two victim pids.
         """
-        wl = self.workload
-        if wl is None:
-            raise LabError(f"reading the workload's report of lesson {self.id}: no workload ran (call trigger())")
         if self._report is None:
-            try:
-                out, err = wl.proc.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                wl.stop()
-                raise LabError(f"reading the workload's report of lesson {self.id}: the workload did not finish in 30 s")
-            if wl.proc.returncode != 0:
-                raise LabError(f"the workload of lesson {self.id} failed (exit {wl.proc.returncode}): {err.strip()}")
+            out = self._workload_output()
             rep = parse_kill_report(out)
             m = re.search(r"^victims (\d+) (\d+)$", out, re.M)
             rep.attrs["victims"] = [int(m.group(1)), int(m.group(2))] if m else []
@@ -382,11 +305,6 @@ class HelloKillLesson(Lesson):
         rep["seen"] = found
         rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)
         return rep[["target_pid", "signal", "signal_name", "result", "ret", "seen", "agree"]]
-
-    def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
-        d = super().describe(elapsed)
-        d["syscall_function"] = syscall_fnname("kill")
-        return d
 
     # ------------------------------------------------------------- frame
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
