@@ -162,7 +162,7 @@ class _NetExercise(Exercise):
         def _():
             if small["received"] == 0:
                 if big["received"] == 0 and not t.udp_got:
-                    raise Fail(f"nothing got through at all: no ping reply, no UDP datagram.",
+                    raise Fail("nothing got through at all: no ping reply, no UDP datagram.",
                                f"frames that are not IPv4 (ARP!) must pass, or hosts cannot even find each "
                                f"other: return {verdict} for them. Drop only ICMP frames of LIMIT bytes or more.")
                 raise Fail(f"a small ping ({small['frame']}-byte frames) got no reply.",
@@ -194,58 +194,61 @@ class _NetExercise(Exercise):
                            "the rule is for ICMP only: check ip->protocol == IPPROTO_ICMP before dropping.")
 
 
-class TcDropBigIcmp(_NetExercise):
-    id = "tc-drop-big-icmp"
-    lesson = "tc-classifier"
-    title = "Drop only big ICMP, at TC ingress"
-    level = 2
-    CHECKS = {
+def drop_rule_checks(loads: str, *extra: Tuple[str, str], programs: str = "program") -> Dict[str, str]:
+    """The checks of a 'drop big ICMP' exercise; ``loads`` says where it attaches."""
+    return {
         "compiles": "your C program compiles",
-        "loads": "the verifier accepts it (packet bounds checked); it attaches to TC ingress",
+        "loads": loads,
         "small-pass": "small pings (and ARP) get through",
         "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
         "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
         "udp-pass": "UDP of any size gets through",
-        "clean": "the lab network and your program are gone afterwards",
+        **dict(extra),
+        "clean": f"the lab network and your {programs} are gone afterwards",
     }
 
-    def grade(self, g: Grader) -> None:
+
+class _DropBigIcmp(_NetExercise):
+    """Drop ICMP frames of LIMIT bytes or more at one hook, pass everything else."""
+    attach_to: Hook
+    verdict: str
+    shot: str
+
+    def send_around_limit(self, g: Grader, hooks: List[Hook]) -> Tuple[Any, Traffic]:
+        """Build and attach the learner's program(s), then send the frames around LIMIT."""
         w = NetWorkload(g)
-        p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")], [f"-DLIMIT={self.LIMIT}"])
+        p = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={self.LIMIT}"])
         if p is None:
             raise Stop
-        pf, uf = self.frames()
-        t = w.send(pf, uf)
+        t = w.send(*self.frames())
         g.data["traffic"] = t.frame()
-        self.check_drop_rule(g, t, verdict="TC_ACT_OK", shot="TC_ACT_SHOT")
+        self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
+        return p, t
+
+    def grade(self, g: Grader) -> None:
+        self.send_around_limit(g, [self.attach_to])
 
 
-class XdpDropBigIcmp(_NetExercise):
+class TcDropBigIcmp(_DropBigIcmp):
+    id = "tc-drop-big-icmp"
+    lesson = "tc-classifier"
+    title = "Drop only big ICMP, at TC ingress"
+    level = 2
+    attach_to = Hook("sched_cls", "clsact ingress", "on_tc_ingress")
+    verdict, shot = "TC_ACT_OK", "TC_ACT_SHOT"
+    CHECKS = drop_rule_checks("the verifier accepts it (packet bounds checked); it attaches to TC ingress")
+
+
+class XdpDropBigIcmp(_DropBigIcmp):
     id = "xdp-drop-big-icmp"
     lesson = "xdp-vs-tc"
     title = "Move the rule from TC to XDP"
     level = 2
     needs = ("netns", "xdp")
     hook = "xdp"
-    CHECKS = {
-        "compiles": "your C program compiles",
-        "loads": "the verifier accepts it (packet bounds checked); it attaches to XDP",
-        "small-pass": "small pings (and ARP) get through",
-        "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
-        "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
-        "udp-pass": "UDP of any size gets through",
-        "clean": "the lab network and your program are gone afterwards",
-    }
-
-    def grade(self, g: Grader) -> None:
-        w = NetWorkload(g)
-        p = build_net(g, w, g.sub.bpf, [Hook("xdp", "xdp generic", "on_xdp")], [f"-DLIMIT={self.LIMIT}"])
-        if p is None:
-            raise Stop
-        pf, uf = self.frames()
-        t = w.send(pf, uf)
-        g.data["traffic"] = t.frame()
-        self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
+    attach_to = Hook("xdp", "xdp generic", "on_xdp")
+    verdict, shot = "XDP_PASS", "XDP_DROP"
+    CHECKS = drop_rule_checks("the verifier accepts it (packet bounds checked); it attaches to XDP")
 
 
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP"}
@@ -373,35 +376,22 @@ class TcCountProtocols(_NetExercise):
                     raise Fail(f"{a[0]}: mean_bytes = {a[3]}; expected {b[3]}.", "mean_bytes = bytes / packets.")
 
 
-class XdpThenTc(_NetExercise):
+class XdpThenTc(_DropBigIcmp):
     id = "xdp-then-tc"
     lesson = "xdp-vs-tc"
     title = "XDP runs first: drop at XDP, count what reaches TC"
     level = 3
     needs = ("netns", "tc", "xdp")
     hook = "xdp+tc"
-    CHECKS = {
-        "compiles": "your C program compiles",
-        "loads": "the verifier accepts both programs; they attach to XDP and TC ingress",
-        "small-pass": "small pings (and ARP) get through",
-        "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
-        "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
-        "udp-pass": "UDP of any size gets through",
-        "fires": "reached_tc fills while traffic flows",
-        "tc-sees-survivors": "TC counts exactly the packets XDP let through, per protocol",
-        "clean": "the lab network and your programs are gone afterwards",
-    }
+    verdict, shot = "XDP_PASS", "XDP_DROP"
+    CHECKS = drop_rule_checks("the verifier accepts both programs; they attach to XDP and TC ingress",
+                              ("fires", "reached_tc fills while traffic flows"),
+                              ("tc-sees-survivors", "TC counts exactly the packets XDP let through, per protocol"),
+                              programs="programs")
 
     def grade(self, g: Grader) -> None:
-        w = NetWorkload(g)
-        p = build_net(g, w, g.sub.bpf, [Hook("xdp", "xdp generic", "on_xdp"),
-                                        Hook("sched_cls", "clsact ingress", "on_tc_ingress")], [f"-DLIMIT={self.LIMIT}"])
-        if p is None:
-            raise Stop
-        pf, uf = self.frames()
-        t = w.send(pf, uf)
-        g.data["traffic"] = t.frame()
-        self.check_drop_rule(g, t, verdict="XDP_PASS", shot="XDP_DROP")
+        p, t = self.send_around_limit(g, [Hook("xdp", "xdp generic", "on_xdp"),
+                                          Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
         got: Dict[int, Dict[str, int]] = {}
 
         @g.step("fires", needs=["loads"])
