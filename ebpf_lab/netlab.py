@@ -116,7 +116,6 @@ class _NetlinkProxy:
 
 def _pyroute2() -> Any:
     try:
-        import pyroute2  # noqa: F401
         from pyroute2 import IPRoute, netns
     except ImportError as e:  # pragma: no cover - declared dependency
         raise FeatureUnavailable("pyroute2", f"building the lab network: pyroute2 is not installed ({e}); "
