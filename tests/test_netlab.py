@@ -14,6 +14,7 @@ import pytest
 from ebpf_lab import _registry
 from ebpf_lab.errors import LabParameterError
 from ebpf_lab.netlab import LabNetwork, cleanup_orphans, lab_objects
+from labtest import processes
 
 pytestmark = [pytest.mark.root, pytest.mark.netns]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,17 +93,8 @@ time.sleep(120)
 
 
 def _reaper_of(pid: int) -> int:
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if b"--reap" in args and str(pid).encode() in args:
-            return int(p)
-    return 0
+    found = processes(lambda _, args: b"--reap" in args and str(pid).encode() in args)
+    return found[0] if found else 0
 
 
 def _start_child() -> "tuple[subprocess.Popen, str]":

@@ -19,22 +19,11 @@ from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
 from ebpf_lab.lessons.tc_classifier import (OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
                                             default_payloads)
 from ebpf_lab.netlab import lab_objects
+from labtest import lab_orphans_since
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
-
-
-def _orphans_since(before: set) -> list:
-    """Lab objects that appeared since ``before`` and whose owner process is gone (others' live tests excluded)."""
-    import re
-
-    out = []
-    for o in set(lab_objects()) - set(before):
-        m = re.search(r"ebl-(\d+)-", o)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            out.append(o)
-    return out
 
 
 def _mine() -> list:
@@ -207,7 +196,7 @@ def test_notebook_04_runs_headless():
     assert "application/vnd.jupyter.widget-view+json" in str(out["slider"])
     assert "delivery stops at ping -s 758" in text_of(out["slider"])
     assert "left behind by this notebook: nothing" in text_of(out["cleanup"])
-    assert _orphans_since(before) == []
+    assert lab_orphans_since(before) == []
 
 
 def test_keyboard_interrupt_mid_sweep_in_process(no_bpf_leak):

@@ -14,22 +14,11 @@ import pytest
 from ebpf_lab.errors import AttachError, LabParameterError
 from ebpf_lab.lessons.xdp_vs_tc import HOOKS, XdpVsTcLesson, summarize
 from ebpf_lab.netlab import lab_objects
+from labtest import lab_orphans_since, processes
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc, pytest.mark.xdp]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
-
-
-def _orphans_since(before: set) -> list:
-    """Lab objects that appeared since ``before`` and whose owner process is gone (others' live tests excluded)."""
-    import re
-
-    out = []
-    for o in set(lab_objects()) - set(before):
-        m = re.search(r"ebl-(\d+)-", o)
-        if m and not os.path.exists(f"/proc/{m.group(1)}"):
-            out.append(o)
-    return out
 
 
 def _iptables_rules(net) -> str:
@@ -42,18 +31,7 @@ def _netns_inode(name: str) -> int:
 
 def _trafgens(inode: int) -> list:
     """trafgen processes inside the network namespace with this inode."""
-    pids = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open(f"/proc/{p}/cmdline", "rb") as f:
-                args = f.read().split(b"\0")
-            if args and args[0].endswith(b"trafgen") and os.stat(f"/proc/{p}/ns/net").st_ino == inode:
-                pids.append(int(p))
-        except OSError:
-            continue
-    return pids
+    return processes(lambda p, args: args[0].endswith(b"trafgen") and os.stat(f"/proc/{p}/ns/net").st_ino == inode)
 
 
 def test_every_hook_drops_the_flow_and_detaches(lab_net, no_bpf_leak):
@@ -180,7 +158,7 @@ def test_notebook_05_runs_headless():
     summary = text_of(out["summary"])
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])
-    assert _orphans_since(before) == []
+    assert lab_orphans_since(before) == []
 
 
 def test_keyboard_interrupt_mid_measurement_in_process(lab_net):
