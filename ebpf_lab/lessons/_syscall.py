@@ -99,10 +99,9 @@ class SyscallLesson(ReportingLesson):
         want = self.values["hook"]
         fn = syscall_fnname(self.syscall)
         has_kprobes = _kernel.kprobes_available()
-        others = " or ".join(f"hook={v}" for v in ("auto", "tracepoint"))
         if want == "kprobe" and not has_kprobes:
             raise FeatureUnavailable("kprobes", f"preparing lesson {self.id} with hook=kprobe: {NO_KPROBES}, so "
-                                     f"{fn} cannot be probed; use {others}")
+                                     f"{fn} cannot be probed; use hook=auto or hook=tracepoint")
         if want == "kprobe" or (want == "auto" and has_kprobes):
             self._variant, self._note = "kprobe", ""
             return self._variant
@@ -115,7 +114,7 @@ class SyscallLesson(ReportingLesson):
                 return self._variant
             if want == "fexit":
                 raise FeatureUnavailable("fentry/fexit", f"preparing lesson {self.id} with hook=fexit: {why_fexit}; "
-                                         f"use {others}")
+                                         "use hook=auto or hook=tracepoint")
         for ev in (f"sys_enter_{self.syscall}", f"sys_exit_{self.syscall}"):
             if not _kernel.tracepoint_exists("syscalls", ev):
                 raise FeatureUnavailable(f"tracepoint syscalls:{ev}", f"preparing lesson {self.id}: this kernel has "

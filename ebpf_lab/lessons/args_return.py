@@ -38,7 +38,7 @@ from .._workloads import binary
 from ..engine import Hook, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
 from ..errors import FeatureUnavailable
 from ..kernel_headers import headers_info, prepare
-from ._syscall import ReportingLesson, SyscallLesson, is_syscall_wrapper, syscall_fnname
+from ._syscall import NO_KPROBES, ReportingLesson, SyscallLesson, is_syscall_wrapper, syscall_fnname
 from .hello_kill import errno_name
 
 __all__ = [
@@ -162,7 +162,7 @@ def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataF
             b.load_func(name, bcc.BPF.KPROBE)
         row["loaded"] = True
         if not kprobes:
-            row["why"] = ("this kernel has no kprobes (CONFIG_KPROBES is not set), so the tutorial's "
+            row["why"] = (f"{NO_KPROBES}, so the tutorial's "
                           "attach_kprobe/attach_kretprobe cannot be used here")
         elif not in_kernel:
             row["why"] = (f"this kernel has no function {fn} (/proc/kallsyms): it belongs to request-based "

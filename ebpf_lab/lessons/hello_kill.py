@@ -29,7 +29,7 @@ from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
 from ..engine import Param, Workload, bytes_to_category, match_in_order, wall_clock
-from ._syscall import SyscallLesson, is_syscall_wrapper, syscall_fnname
+from ._syscall import NO_KPROBES, SyscallLesson, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "HelloKillLesson",
@@ -158,8 +158,7 @@ def search_traceable(pattern: str = "kill", *, use_bpftrace: bool = True) -> pd.
         except subprocess.TimeoutExpired:
             notes["bpftrace"] = f"bpftrace -l '{glob}' took more than 60 s; skipped"
     if not kprobes:
-        notes["kprobes"] = ("this kernel has no kprobes (no kprobe_events in tracefs: CONFIG_KPROBES is not set), "
-                            "so none of the kernel functions above can be hooked; tracepoints can")
+        notes["kprobes"] = (f"{NO_KPROBES}, so none of the kernel functions above can be hooked; tracepoints can")
     df = pd.DataFrame(rows, columns=["source", "kind", "name", "probe", "module"])
     df.attrs["notes"] = notes
     df.attrs["kprobes_available"] = kprobes
@@ -188,7 +187,7 @@ def run_tutorial(seconds: float = 2.0, *, max_lines: int = 20, workload: bool = 
             b.attach_kprobe(event=fn, fn_name="hello_world")
     else:
         hook = "tracepoint:syscalls:sys_enter_kill"
-        note = (f"this kernel has no kprobes (CONFIG_KPROBES is not set), so the tutorial's "
+        note = (f"{NO_KPROBES}, so the tutorial's "
                 f"attach_kprobe(event=\"{fn}\") cannot work; hello_world runs on the tracepoint "
                 "syscalls:sys_enter_kill instead, which fires at the same moment: entry to kill()")
 
