@@ -27,8 +27,19 @@ if [ ! -s "$state/token" ]; then
     (umask 077; "$venv/bin/python" -c 'import secrets; print(secrets.token_hex(24))' > "$state/token")
 fi
 token=$(cat "$state/token")
+# A lesson opens on the lesson: no "get notified about Jupyter news?" pop-up and
+# no update check. JupyterLab asks while its setting fetchNews is "none",
+# whatever the server does, so the lab's defaults go where JupyterLab reads
+# administrator overrides (<app dir>/settings/overrides.d/); the server options
+# below make sure nothing is fetched from the internet either. A learner can
+# still change both in Settings > Notifications.
+settings=$("$venv/bin/python" -c 'from jupyterlab.commands import get_app_dir; print(get_app_dir())')/settings/overrides.d
+mkdir -p "$settings"
+cmp -s "$here/scripts/jupyterlab-overrides.json" "$settings/ebpf-lab.json" \
+    || cp "$here/scripts/jupyterlab-overrides.json" "$settings/ebpf-lab.json"
 echo "ebpf-lab: JupyterLab at http://$ip:$port/lab?token=$token"
 exec "$venv/bin/jupyter" lab --allow-root --no-browser \
     --ServerApp.ip="$ip" --ServerApp.port="$port" --ServerApp.port_retries=0 \
     --IdentityProvider.token="$token" \
+    --LabApp.news_url=None --LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate \
     --ServerApp.root_dir="$here/notebooks"

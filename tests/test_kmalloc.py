@@ -1,6 +1,10 @@
 """Lesson 02 on the running kernel: load, trigger the workload, assert on the DataFrame."""
+import contextlib
+import io
 import os
+import re
 import signal
+import subprocess
 import threading
 
 import numpy as np
@@ -9,7 +13,8 @@ import pytest
 
 from labtest import bpf_fds
 from ebpf_lab import CompileError, LessonStateError, VerifierError
-from ebpf_lab.lessons.kmalloc import KmallocLesson, list_tracepoints, tracepoint_format
+from ebpf_lab._workloads import binary
+from ebpf_lab.lessons.kmalloc import KmallocLesson, list_tracepoints, log2_histogram, log2l_bounds, tracepoint_format
 from ebpf_lab.tutorial import run_trace_printk
 
 pytestmark = [pytest.mark.root, pytest.mark.tracepoints]
@@ -66,10 +71,63 @@ def test_step_by_step_and_histogram(no_bpf_leak):
     hist = lab.histogram()
     assert (df.bytes_alloc >= 1024).all()
     assert hist["count"].sum() >= len(df) and lab.counts()["reported"] >= len(df)
-    assert (hist.low >= 512).all()
+    assert (hist.low >= 1024).all()
     assert (df.pid == wl.pid).sum() >= ITER
     lab.detach()
     lab.detach()  # idempotent
+
+
+def test_bucket_bounds_are_the_ones_bcc_prints():
+    """log2l_bounds(k) == the range bcc's print_log2_hist() prints for bucket k."""
+    from bcc.table import _print_log2_hist
+
+    for k in range(1, 33):
+        vals = [0] * 64
+        vals[k] = 1
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            _print_log2_hist(vals, "bytes", True)
+        low, high = map(int, re.search(r"(\d+) -> (\d+)\s*: 1 ", out.getvalue()).groups())
+        assert log2l_bounds(k) == (low, high), k
+    # bpf_log2l(v) = floor(log2 v) + 1; 0 and 1 share bucket 1
+    assert list(log2_histogram([0, 1, 2, 3, 4, 4095, 4096, 8191, 8192]).itertuples(index=False, name=None)) == [
+        (1, 0, 1, 2), (2, 2, 3, 2), (3, 4, 7, 1), (12, 2048, 4095, 1), (13, 4096, 8191, 2), (14, 8192, 16383, 1)]
+
+
+def test_histogram_labels_hold_the_sizes_they_counted(no_bpf_leak):
+    """The in-kernel histogram and the streamed events of one process, over the same allocations.
+
+    The workload waits on stdin until the program (filtered to its pid) is
+    attached, and has exited before collecting ends: the map and the stream saw
+    exactly the same allocations. Each in-kernel bucket must hold as many events
+    as lie inside its own label, and every event must lie in some label.
+    """
+    proc = subprocess.Popen([binary("kmalloc_storm"), str(ITER), "wait"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        with KmallocLesson(min_bytes=0, only_pid=proc.pid) as lab:
+            lab.compile(), lab.load(), lab.attach()
+            proc.stdin.write(b"g")
+            proc.stdin.close()
+            assert proc.wait(timeout=300) == 0
+            df = lab.collect(seconds=1.0, quiet=True)
+            hist = lab.histogram()
+            kc = lab.counts()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert kc["lost"] == 0 and kc["reported"] == kc["seen"] == len(df) == hist["count"].sum()
+    assert (df.pid == proc.pid).all()
+    sizes = df["bytes_alloc"].to_numpy()
+    for row in hist.itertuples():
+        inside = int(((sizes >= row.low) & (sizes <= row.high)).sum())
+        assert inside == row.count, f"bucket {row.bucket} labelled {row.low:,}-{row.high:,} counted {row.count}, " \
+                                    f"but {inside} events lie in that range"
+    pd.testing.assert_frame_equal(hist, log2_histogram(sizes))
+    # A known size: every open() of /proc/self/stat allocates its one-page seq_file buffer.
+    assert (sizes == 4096).sum() >= ITER
+    assert hist[(hist.low <= 4096) & (hist.high >= 4096)][["low", "high"]].values.tolist() == [[4096, 8191]]
 
 
 def test_in_kernel_aggregation_streams_nothing(no_bpf_leak):

@@ -239,7 +239,9 @@ class OpenatLatency(_OpenatExercise):
 
     def _grade_python(self, g: Grader, truth_hist: Dict[int, int]) -> None:
         full = {k: truth_hist.get(k, 0) for k in range(64)}
-        exp = [(0 if k == 0 else 2 ** (k - 1), 2 ** k - 1, n) for k, n in sorted(full.items()) if n]
+        # bpf_log2l(d) = floor(log2 d) + 1, and 1 for d = 0: bucket k holds 2^(k-1) .. 2^k - 1,
+        # bucket 1 holds 0 and 1, bucket 0 stays empty (bcc's print_log2_hist prints "0 -> 1").
+        exp = [(2 ** (k - 1) if k > 1 else 0, 2 ** k - 1, n) for k, n in sorted(full.items()) if n]
 
         @g.step("py-runs")
         def df():
@@ -269,6 +271,7 @@ class OpenatLatency(_OpenatExercise):
             if got != exp:
                 g_, e_ = next((a, b) for a, b in zip(got, exp) if a != b)
                 raise Fail(f"a row is {g_}; expected {e_}.",
-                           "bucket k (from bpf_log2l) holds durations from 2**(k-1) to 2**k - 1 ns.")
+                           "bucket k (from bpf_log2l) holds durations from 2**(k-1) to 2**k - 1 ns "
+                           "(bucket 1: 0 and 1 ns).")
             if list(df.index) != list(range(len(df))):
                 raise Fail(f"the index is {list(df.index)}.", "number the rows from 0: .reset_index(drop=True).")

@@ -9,7 +9,7 @@ import os
 import re
 import subprocess
 import time
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -20,7 +20,8 @@ from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
-__all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table"]
+__all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table",
+           "log2l_bounds", "log2_histogram"]
 
 
 def list_tracepoints(pattern: str = "") -> pd.DataFrame:
@@ -152,16 +153,15 @@ class KmallocLesson(Lesson):
 
     # --------------------------------------------------- in-kernel aggregation
     def histogram(self) -> pd.DataFrame:
-        """The in-kernel log2 histogram of bytes_alloc: one row per power-of-two bucket."""
+        """The in-kernel log2 histogram of bytes_alloc: one row per non-empty bucket.
+
+        Columns bucket, low, high, count: bucket k counted the allocations with
+        low <= bytes_alloc <= high (see :func:`log2l_bounds`).
+        """
         if self.bpf is None:
             raise LabError("reading the histogram: the lesson is not compiled/attached (or already detached)")
         sizes = np.sum([np.ctypeslib.as_array(v.sizes) for v in self._stats()], axis=0)
-        rows = [(k, int(c)) for k, c in enumerate(sizes.tolist()) if c]
-        df = pd.DataFrame(
-            [{"bucket": k, "low": 1 << k, "high": (1 << (k + 1)) - 1, "count": c} for k, c in rows],
-            columns=["bucket", "low", "high", "count"],
-        )
-        return df
+        return _log2_frame({k: int(c) for k, c in enumerate(sizes.tolist()) if c})
 
     def counts(self) -> Dict[str, int]:
         """Allocations the program saw, and how many passed the filters (counted in the kernel)."""
@@ -192,6 +192,44 @@ class KmallocLesson(Lesson):
         if self.bpf is not None:
             d["kernel_counts"] = self.counts()
         return d
+
+
+def log2l_bounds(k: int) -> Tuple[int, int]:
+    """The values that bcc's ``bpf_log2l()`` puts in bucket ``k``: (low, high), both included.
+
+    ``bpf_log2l(v)`` is floor(log2 v) + 1, and 1 for v = 0 (bcc's helpers.h), so
+    bucket k >= 1 holds 2^(k-1) ... 2^k - 1 (a 4,096-byte allocation lands in
+    bucket 13: 4,096-8,191), bucket 1 holds 0 and 1, and bucket 0 is never
+    filled: the ranges bcc's own ``print_log2_hist()`` prints.
+    """
+    if k < 0 or k > 64:
+        raise ValueError(f"log2l_bounds: bucket {k} is outside 0..64")
+    if k <= 1:
+        return 0, k
+    return 1 << (k - 1), (1 << k) - 1
+
+
+def log2_histogram(values: Any) -> pd.DataFrame:
+    """The same histogram as :meth:`KmallocLesson.histogram`, computed in Python from ``values``.
+
+    ``values``: sizes in bytes (e.g. a DataFrame's ``bytes_alloc``). Each value v
+    goes to bucket floor(log2 v) + 1 (bucket 1 for v = 0), as ``bpf_log2l()`` does.
+    """
+    v = np.asarray(values, dtype=np.uint64)
+    k = np.zeros(len(v), dtype=np.int64)
+    pos = v > 0
+    # frexp: v = m * 2**e with 0.5 <= m < 1, so e = floor(log2 v) + 1, exact for
+    # the 32-bit sizes of this lesson (float64 holds them without rounding).
+    k[pos] = np.frexp(v[pos].astype(np.float64))[1]
+    k[~pos] = 1
+    counts = np.bincount(k, minlength=1)
+    return _log2_frame({int(b): int(c) for b, c in enumerate(counts.tolist()) if c})
+
+
+def _log2_frame(counts: Dict[int, int]) -> pd.DataFrame:
+    rows = [(k, *log2l_bounds(k), c) for k, c in sorted(counts.items())]
+    return pd.DataFrame(rows, columns=["bucket", "low", "high", "count"]).astype(
+        {"bucket": np.int64, "low": np.int64, "high": np.int64, "count": np.int64})
 
 
 def symbolize(addrs: np.ndarray) -> pd.Categorical:
