@@ -150,7 +150,7 @@ def test_notebook_05_runs_headless():
     from nbrun import has_image, outputs_by_tag, run_notebook, text_of
 
     before = set(lab_objects())
-    out = outputs_by_tag(run_notebook("05_xdp_tc_iptables.ipynb"))
+    out = outputs_by_tag(run_notebook("05_xdp_vs_tc.ipynb"))
     assert has_image(out["diagram"]) and has_image(out["plot"])
     assert "trafgen" in text_of(out["trafgen"]) and "csumip(14, 33)" in text_of(out["trafgen"])
     findings = text_of(out["findings"])
