@@ -268,8 +268,8 @@ else:
 #
 # | exercise | level | what to do |
 # |---|---|---|
-# | [kill-to-pid](exercises/kill-to-pid.ipynb) | ★ | report only the signals sent to one given pid |
-# | [kill-signal-counts](exercises/kill-signal-counts.ipynb) | ★★ | who signals whom, counted in the kernel (a BPF hash map) |
+# | [kill-to-pid](exercises/kill-to-pid.ipynb) | ★ | Only the signals sent to one process |
+# | [kill-signal-counts](exercises/kill-signal-counts.ipynb) | ★★ | A table of who signals whom, counted in the kernel |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.

@@ -250,8 +250,8 @@ plot_top(pages, by="comm"); plt.show()
 #
 # | exercise | level | what to do |
 # |---|---|---|
-# | [kmalloc-filter](exercises/kmalloc-filter.ipynb) | ★ | only one process, only big allocations: filter in the kernel |
-# | [kmalloc-per-pid](exercises/kmalloc-per-pid.ipynb) | ★★ | count kmalloc bytes per process in a map instead of streaming |
+# | [kmalloc-filter](exercises/kmalloc-filter.ipynb) | ★ | Only one process, only big allocations |
+# | [kmalloc-per-pid](exercises/kmalloc-per-pid.ipynb) | ★★ | Bytes per process, counted in the kernel |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.

@@ -241,8 +241,8 @@ plt.show()
 #
 # | exercise | level | what to do |
 # |---|---|---|
-# | [openat-failures](exercises/openat-failures.ipynb) | ★★ | which opens fail, and why |
-# | [openat-latency](exercises/openat-latency.ipynb) | ★★★ | a latency histogram from an entry and a return hook |
+# | [openat-failures](exercises/openat-failures.ipynb) | ★★ | Which opens fail, and why: an argument joined with its result |
+# | [openat-latency](exercises/openat-latency.ipynb) | ★★★ | A latency histogram from an entry and a return hook |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.

@@ -278,8 +278,8 @@ print("left behind by this notebook:", [o for o in lab_objects() if f"ebl-{os.ge
 #
 # | exercise | level | what to do |
 # |---|---|---|
-# | [tc-count-protocols](exercises/tc-count-protocols.ipynb) | ★ | count packets per protocol instead of dropping them |
-# | [tc-drop-big-icmp](exercises/tc-drop-big-icmp.ipynb) | ★★ | drop only ICMP above the limit |
+# | [tc-count-protocols](exercises/tc-count-protocols.ipynb) | ★ | Count instead of drop: packets and bytes per protocol |
+# | [tc-drop-big-icmp](exercises/tc-drop-big-icmp.ipynb) | ★★ | Drop only big ICMP, at TC ingress |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.

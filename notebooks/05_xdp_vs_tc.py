@@ -192,8 +192,8 @@ print("left behind by this notebook:", [o for o in lab_objects() if f"ebl-{os.ge
 #
 # | exercise | level | what to do |
 # |---|---|---|
-# | [xdp-drop-big-icmp](exercises/xdp-drop-big-icmp.ipynb) | ★★ | move the size rule from TC to XDP |
-# | [xdp-then-tc](exercises/xdp-then-tc.ipynb) | ★★★ | XDP runs first: drop at XDP, count at TC |
+# | [xdp-drop-big-icmp](exercises/xdp-drop-big-icmp.ipynb) | ★★ | Move the rule from TC to XDP |
+# | [xdp-then-tc](exercises/xdp-then-tc.ipynb) | ★★★ | XDP runs first: drop at XDP, count what reaches TC |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.
