@@ -1,6 +1,6 @@
 """Classroom exercises: release learner notebooks, check one, grade a folder.
 
-An exercise is a teacher notebook ``notebooks/solutions/<id>.ipynb`` (nbgrader's
+An exercise is a teacher notebook ``notebooks/solutions/<id>.py`` + ``.ipynb`` (a jupytext pair; nbgrader's
 conventions: the answers sit between ``### BEGIN SOLUTION`` and ``### END
 SOLUTION`` lines, answer cells are tagged ``answer-bpf`` / ``answer-py``, the
 graded cell is tagged with a stable id and a docstring saying what it checks)

@@ -44,6 +44,16 @@ def _config(path: str) -> Any:
     return load_jupytext_config(os.path.dirname(os.path.abspath(path)))
 
 
+def _recorded_options(path: str) -> dict:
+    """The format options from the pair's configuration that jupytext records in the .ipynb's metadata."""
+    from jupytext.formats import _VALID_FORMAT_OPTIONS
+
+    config, fmt = _config(path), {}  # type: ignore[var-annotated]
+    if config is not None:
+        config.set_default_format_options(fmt)
+    return {k: fmt[k] for k in _VALID_FORMAT_OPTIONS if k in fmt}
+
+
 def to_text(nb: Any, path: str) -> str:
     """The percent-format text of ``nb``, as the pair's configuration writes it (metadata filters included)."""
     return _jupytext().writes(nb, fmt=FORMAT, config=_config(path))
@@ -157,6 +167,9 @@ def pair_texts(nb: Any, path: str, *, keep_ids: Optional[set] = None) -> Tuple[s
     text = to_text(nb, path)
     back = combine_inputs_with_outputs(from_text(text), copy.deepcopy(nb), fmt=FORMAT)
     back.metadata.pop("jupytext", None)
+    recorded = _recorded_options(path)
+    if recorded:  # what JupyterLab's jupytext records on every save: a release and a save write the same file
+        back.metadata["jupytext"] = recorded
     ids = {c.get("id") for c in nb.cells} if keep_ids is None else keep_ids
     _fill_ids(back, os.path.basename(os.path.splitext(path)[0]), ids)
     for cell in back.cells:

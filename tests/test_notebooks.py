@@ -7,6 +7,7 @@ marked ``kprobes`` — on a kernel with kprobes, where the notebook must have us
 the kprobe/kretprobe path (the guest-kernel tier runs these). Afterwards nothing
 may stay attached, and no lab network may be left behind.
 """
+import os
 import re
 
 import pytest
@@ -180,3 +181,48 @@ def test_05_xdp_vs_tc():
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])
     assert lab_orphans_since(before) == []
+
+
+# ------------------------------------------------------------------ a teacher's edit in JupyterLab
+def test_jupyterlab_saves_the_text_form_too(tmp_path, monkeypatch):
+    """The lab's own JupyterLab (scripts/jupyter.sh) writes NAME.py when NAME.ipynb is saved (jupytext pairing).
+
+    Run on a copy of the lab (the script, notebooks/jupytext.toml and one notebook pair) so
+    that the real notebooks are never touched: an edit saved through the contents API, as
+    JupyterLab saves, must reach the .py.
+    """
+    import json
+    import shutil
+    import urllib.request
+    from pathlib import Path
+
+    from ebpf_lab import nbpair
+    from labserver import ROOT, _stop, start_lab
+
+    lab = tmp_path / "lab"
+    (lab / "scripts").mkdir(parents=True)
+    (lab / "notebooks").mkdir()
+    shutil.copy(ROOT / "scripts" / "jupyter.sh", lab / "scripts")
+    for name in ("jupytext.toml", "02_kmalloc.ipynb", "02_kmalloc.py"):
+        shutil.copy(ROOT / "notebooks" / name, lab / "notebooks")
+    monkeypatch.setenv("EBPF_LAB_VENV", os.environ.get("EBPF_LAB_VENV", str(ROOT / ".venv")))
+    server = start_lab(tmp_path, root=lab)
+    try:
+        url = f"{server.base}/api/contents/02_kmalloc.ipynb"
+        auth = {"Authorization": f"token {server.token}", "Content-Type": "application/json"}
+        with urllib.request.urlopen(urllib.request.Request(url + "?content=1", headers=auth), timeout=30) as r:
+            model = json.load(r)
+        cell = model["content"]["cells"][0]
+        assert cell["cell_type"] == "markdown"
+        cell["source"] += "\n\nA sentence a teacher added in JupyterLab."
+        body = json.dumps({"type": "notebook", "format": "json", "content": model["content"]}).encode()
+        with urllib.request.urlopen(urllib.request.Request(url, data=body, headers=auth, method="PUT"), timeout=30) as r:
+            assert r.status == 200
+    finally:
+        _stop(server.proc)
+    py = Path(lab / "notebooks" / "02_kmalloc.py").read_text(encoding="utf-8")
+    assert "# A sentence a teacher added in JupyterLab." in py, "JupyterLab did not write the .py (is jupytext installed?)"
+    assert nbpair.drift(str(lab / "notebooks" / "02_kmalloc.py")) == []
+    # and JupyterLab wrote the .ipynb byte for byte as `ebpf-lab release` writes it: no churn between the two
+    saved = str(lab / "notebooks" / "02_kmalloc.py")
+    assert nbpair.write_pair(nbpair.read_pair(saved), saved, check_only=True) == []
