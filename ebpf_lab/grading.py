@@ -22,7 +22,6 @@ import dataclasses
 import glob
 import json
 import os
-import re
 import subprocess
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -183,7 +182,7 @@ def _strip_solutions(lines: List[str], cell_type: str, where: str) -> List[str]:
             if inside:
                 raise LabError(f"releasing {where}: '{BEGIN}' inside another solution region")
             inside = True
-            indent = re.match(r"\s*", body).group(0)
+            indent = body[: len(body) - len(body.lstrip())]
             stripped = body.strip()
             if cell_type == "markdown":
                 out.append(MD_STUB + "\n")

@@ -48,7 +48,7 @@ def _recorded_options(path: str) -> dict:
     """The format options from the pair's configuration that jupytext records in the .ipynb's metadata."""
     from jupytext.formats import _VALID_FORMAT_OPTIONS
 
-    config, fmt = _config(path), {}  # type: ignore[var-annotated]
+    config, fmt = _config(path), {}  # type: Any, dict
     if config is not None:
         config.set_default_format_options(fmt)
     return {k: fmt[k] for k in _VALID_FORMAT_OPTIONS if k in fmt}
