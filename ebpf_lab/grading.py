@@ -1,6 +1,6 @@
 """Classroom exercises: release learner notebooks, check one, grade a folder.
 
-An exercise is a teacher notebook ``notebooks/solutions/<id>.ipynb`` (nbgrader's
+An exercise is a teacher notebook ``notebooks/solutions/<id>.py`` + ``.ipynb`` (a jupytext pair; nbgrader's
 conventions: the answers sit between ``### BEGIN SOLUTION`` and ``### END
 SOLUTION`` lines, answer cells are tagged ``answer-bpf`` / ``answer-py``, the
 graded cell is tagged with a stable id and a docstring saying what it checks)
@@ -22,7 +22,6 @@ import dataclasses
 import glob
 import json
 import os
-import re
 import subprocess
 import sys
 from typing import Any, Dict, List, Mapping, Optional, Union
@@ -183,7 +182,7 @@ def _strip_solutions(lines: List[str], cell_type: str, where: str) -> List[str]:
             if inside:
                 raise LabError(f"releasing {where}: '{BEGIN}' inside another solution region")
             inside = True
-            indent = re.match(r"\s*", body).group(0)
+            indent = body[: len(body) - len(body.lstrip())]
             stripped = body.strip()
             if cell_type == "markdown":
                 out.append(MD_STUB + "\n")
@@ -216,7 +215,7 @@ def release_notebook(nb: Dict[str, Any], where: str = "notebook") -> Dict[str, A
             continue
         src = cell.get("source", "")
         lines = src.splitlines(True) if isinstance(src, str) else list(src)
-        cell["source"] = _strip_solutions(lines, cell.get("cell_type", "code"), f"{where} cell {i}")
+        cell["source"] = "".join(_strip_solutions(lines, cell.get("cell_type", "code"), f"{where} cell {i}"))
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None
@@ -226,31 +225,84 @@ def release_notebook(nb: Dict[str, Any], where: str = "notebook") -> Dict[str, A
     return nb
 
 
-def dump_notebook(nb: Dict[str, Any]) -> str:
-    return json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + "\n"
-
-
 def release(*, root: Optional[str] = None, check_only: bool = False) -> List[str]:
-    """Write ``notebooks/exercises/<id>.ipynb`` from ``notebooks/solutions/<id>.ipynb`` for every exercise.
+    """Make everything a teacher does not write by hand: the learner notebooks and the lessons' exercise tables.
 
-    With ``check_only``, write nothing and return the learner notebooks that differ
-    from a fresh release (empty list: everything is in step).
+    - ``notebooks/exercises/<id>.py`` and ``.ipynb`` from the teacher's
+      ``notebooks/solutions/<id>.py`` (its ``.ipynb`` gives the cell ids),
+      solutions replaced by gaps (:func:`release_notebook`);
+    - the table of exercises in each lesson notebook, from the exercise
+      classes' ``lesson``, ``level`` and ``title`` (:func:`exercise_table`).
+
+    Returns the files written; with ``check_only``, writes nothing and returns
+    the files that differ from a fresh release (empty: everything is in step).
     """
+    from . import nbpair
+
+    top = root or _repo_root()
     src_dir, dst_dir = notebooks_dir("solutions", root), notebooks_dir("exercises", root)
     changed = []
-    for path in sorted(glob.glob(os.path.join(src_dir, "*.ipynb"))):
-        with open(path, encoding="utf-8") as f:
-            nb = json.load(f)
-        text = dump_notebook(release_notebook(nb, os.path.relpath(path, root or _repo_root())))
-        out = os.path.join(dst_dir, os.path.basename(path))
-        old = open(out, encoding="utf-8").read() if os.path.exists(out) else None
-        if old != text:
-            changed.append(out)
-            if not check_only:
-                os.makedirs(dst_dir, exist_ok=True)
-                with open(out, "w", encoding="utf-8") as f:
-                    f.write(text)
+    stems = {os.path.splitext(p)[0] for p in glob.glob(os.path.join(src_dir, "*.py")) + glob.glob(os.path.join(src_dir, "*.ipynb"))}
+    for stem in sorted(stems):
+        path = stem + ".py"
+        nb = release_notebook(nbpair.read_pair(path), os.path.relpath(path, top))
+        changed += nbpair.write_pair(nb, os.path.join(dst_dir, os.path.basename(path)), check_only=check_only)
+    for name, rows in exercise_tables().items():
+        path = os.path.join(top, "notebooks", name)
+        nb = nbpair.read_pair(path)
+        cells = [c for c in nb.cells if c.cell_type == "markdown" and _TABLE_HEAD in c.source]
+        if len(cells) != 1:
+            raise LabError(f"releasing {os.path.relpath(path, top)}: {len(cells)} markdown cells hold the exercise "
+                           f"table (a line '{_TABLE_HEAD}'); there must be one, near the end")
+        cells[0].source = _replace_table(cells[0].source, rows)
+        changed += nbpair.write_pair(nb, path, check_only=check_only)
     return changed
+
+
+# ------------------------------------------------------------------ exercise tables
+_TABLE_HEAD = "| exercise | level | what to do |"
+
+
+def exercise_tables() -> Dict[str, List[str]]:
+    """Lesson notebook (``01_hello_kill.ipynb``) -> the rows of its exercise table, from the exercise registry.
+
+    Every lesson notebook is listed, one without exercises with no rows; rows
+    are ordered by level, then as the registry lists them.
+    """
+    from .catalog import LESSONS, get_lesson
+
+    tables: Dict[str, List[Any]] = {get_lesson(lid).notebook: [] for lid in LESSONS}
+    for n, eid in enumerate(exercise_ids()):
+        ex = get_exercise(eid)
+        try:
+            name = get_lesson(ex.lesson).notebook
+        except LabParameterError:
+            raise LabError(f"exercise {eid}: its lesson {ex.lesson!r} is not a lesson") from None
+        tables[name].append((ex.level, n, f"| [{eid}](exercises/{ex.notebook}) | {'★' * ex.level} | {ex.title} |"))
+    return {name: [row for _, _, row in sorted(rows)] for name, rows in tables.items()}
+
+
+def table_rows(markdown: str) -> List[str]:
+    """The rows of the exercise table in a markdown cell (header and separator left out)."""
+    lines = markdown.splitlines()
+    at = lines.index(_TABLE_HEAD) + 2
+    rows = []
+    for ln in lines[at:]:
+        if not ln.startswith("|"):
+            break
+        rows.append(ln)
+    return rows
+
+
+def _replace_table(markdown: str, rows: List[str]) -> str:
+    lines = markdown.splitlines(True)
+    at = [ln.rstrip("\n") for ln in lines].index(_TABLE_HEAD) + 2
+    end = at
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    tail = "\n" if end < len(lines) or markdown.endswith("\n") else ""
+    body = "\n".join(rows)
+    return "".join(lines[:at]) + body + (tail if rows else "") + "".join(lines[end:])
 
 
 # ------------------------------------------------------------------ command line
@@ -293,8 +345,9 @@ def _cmd_grade(args: argparse.Namespace) -> int:
 
 
 def _cfg_release(p: argparse.ArgumentParser) -> None:
-    p.description = "make notebooks/exercises/ (learner versions) from notebooks/solutions/ (teacher versions)"
-    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a learner notebook is out of date")
+    p.description = ("make notebooks/exercises/ (learner versions, .py and .ipynb) from notebooks/solutions/ "
+                     "(teacher versions), and the exercise table of each lesson notebook from the exercise list")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 if a file is out of date")
 
 
 def _cmd_release(args: argparse.Namespace) -> int:
@@ -302,7 +355,7 @@ def _cmd_release(args: argparse.Namespace) -> int:
     for c in changed:
         print(("out of date: " if args.check else "wrote ") + os.path.relpath(c, _repo_root()))
     if not changed:
-        print("release: every learner notebook matches its teacher notebook")
+        print("release: every learner notebook matches its teacher notebook; every exercise table is complete")
     return 1 if (args.check and changed) else 0
 
 

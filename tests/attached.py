@@ -46,6 +46,43 @@ def probe_event_lines() -> List[str]:
     return out
 
 
+def _ours(pid: int) -> bool:
+    """``pid`` is this process or one of its descendants (a notebook's kernel is a child)."""
+    me = os.getpid()
+    for _ in range(64):
+        if pid == me:
+            return True
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+        if pid <= 1:
+            return False
+    return False
+
+
+def held_by_others_only(prog_id: int) -> bool:
+    """The program is held open only by processes outside this test's tree: another test's, not a leftover.
+
+    On a shared machine other tests load programs with the same handler names at the
+    same time; a program that outlived its lesson is held by no process, or by ours.
+    """
+    holders = set()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+                with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                    if f"prog_id:\t{prog_id}\n" in f.read():
+                        holders.add(int(pid))
+                        break
+        except OSError:
+            continue
+    return bool(holders) and not any(_ours(p) for p in holders)
+
+
 class Snapshot:
     """Take before a lesson runs; ``leftovers()`` after it lists what stayed."""
 
@@ -65,7 +102,8 @@ class Snapshot:
         leaked = {k: now[k] - self.fds[k] for k in now if now[k] > self.fds[k]}
         if leaked:
             found["fds"] = leaked
-        progs = [p for p in bpftool_progs() if p.get("id", 0) > self.max_id and p.get("name") in self.names]
+        progs = [p for p in bpftool_progs() if p.get("id", 0) > self.max_id and p.get("name") in self.names
+                 and not held_by_others_only(p["id"])]
         if progs:
             found["programs"] = [(p["id"], p.get("type"), p.get("name")) for p in progs]
         mine = [ln for ln in probe_event_lines() if f"bcc_{os.getpid()}" in ln or ln not in self.events]

@@ -196,14 +196,16 @@ def test_lesson_02_runs_in_chromium(lab_server):
     if not (ROOT / "notebooks" / NOTEBOOK).exists():
         pytest.fail(f"notebooks/{NOTEBOOK} does not exist")
     shot = ARTIFACTS / "browser-02_kmalloc.png"
-    path = ROOT / "notebooks" / NOTEBOOK
-    original = path.read_bytes()
+    # the notebook and its text form (jupytext saves both)
+    paths = [ROOT / "notebooks" / NOTEBOOK, (ROOT / "notebooks" / NOTEBOOK).with_suffix(".py")]
+    original = {p: p.read_bytes() for p in paths}
     try:
         seen = run_all_cells_in_browser(lab_server, NOTEBOOK, shot)
     finally:
-        # JupyterLab autosaves open notebooks: keep the lesson's file as it was.
-        if path.read_bytes() != original:
-            path.write_bytes(original)
+        # JupyterLab autosaves open notebooks: keep the lesson's files as they were.
+        for p, data in original.items():
+            if p.read_bytes() != data:
+                p.write_bytes(data)
     assert shot.stat().st_size > 10_000, "the screenshot is empty"
     assert seen["cells"] > 0, "no code cells in the page"
     assert not seen["errors"], f"cells failed in the browser: {seen['errors']}"

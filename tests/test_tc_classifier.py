@@ -19,7 +19,6 @@ from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
 from ebpf_lab.lessons.tc_classifier import (OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
                                             default_payloads)
 from ebpf_lab.netlab import lab_objects
-from labtest import lab_orphans_since
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,29 +173,6 @@ def test_interrupted_mid_sweep_leaves_nothing():
     assert p.returncode == 130, stderr
     assert "interrupted" in stderr
     assert _child_networks(p.pid) == []
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-def test_notebook_04_runs_headless():
-    from nbrun import has_image, outputs_by_tag, run_notebook, text_of
-
-    before = set(lab_objects())
-    out = outputs_by_tag(run_notebook("04_tc_classifier.ipynb"))
-    assert has_image(out["diagram"]) and has_image(out["plot-sweep"])
-    assert "warning: implicit declaration of function 'process_packet'" in text_of(out["build"])
-    assert "error: implicit declaration" in text_of(out["build-strict"]) and "[exit status 1]" in text_of(out["build-strict"])
-    attach = text_of(out["tc-attach"])
-    assert "tc qdisc add dev" in attach and "ingress bpf direct-action obj" in attach and "foo.o:[test]" in attach
-    assert "ping -s 56: 2/2" in text_of(out["tc-ping"]) and "ping -s 500: 0/2" in text_of(out["tc-ping"])
-    assert "tc qdisc del dev" in text_of(out["tc-detach"]) and "['noqueue']" in text_of(out["tc-detach"])
-    assert "delivery stops at ping -s 458 (skb->len 500 >= limit 500)" in text_of(out["boundary"])
-    assert "from pings: 458;  from the headers: 458;  from BPF_PROG_TEST_RUN: 458" in text_of(out["test-run"])
-    assert "[closed]" in text_of(out["detach"])
-    assert "application/vnd.jupyter.widget-view+json" in str(out["slider"])
-    assert "delivery stops at ping -s 758" in text_of(out["slider"])
-    assert "left behind by this notebook: nothing" in text_of(out["cleanup"])
-    assert lab_orphans_since(before) == []
 
 
 def test_keyboard_interrupt_mid_sweep_in_process(no_bpf_leak):

@@ -14,7 +14,7 @@ import pytest
 from ebpf_lab.errors import AttachError, LabParameterError
 from ebpf_lab.lessons.xdp_vs_tc import HOOKS, XdpVsTcLesson, summarize
 from ebpf_lab.netlab import lab_objects
-from labtest import lab_orphans_since, processes
+from labtest import processes
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc, pytest.mark.xdp]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,25 +142,6 @@ def test_sigkill_mid_measurement_leaves_nothing():
     while time.monotonic() < deadline and (mine() or _trafgens(inode)):
         time.sleep(0.1)
     assert mine() == [] and _trafgens(inode) == []
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-def test_notebook_05_runs_headless():
-    from nbrun import has_image, outputs_by_tag, run_notebook, text_of
-
-    before = set(lab_objects())
-    out = outputs_by_tag(run_notebook("05_xdp_tc_iptables.ipynb"))
-    assert has_image(out["diagram"]) and has_image(out["plot"])
-    assert "trafgen" in text_of(out["trafgen"]) and "csumip(14, 33)" in text_of(out["trafgen"])
-    findings = text_of(out["findings"])
-    for hook in HOOKS:
-        assert hook in findings
-    assert "cheapest drop here:" in findings and "the tutorial's claim" in findings
-    summary = text_of(out["summary"])
-    assert "dropped_pps_median" in summary and "runs" in summary
-    assert "left behind by this notebook: nothing" in text_of(out["detach"])
-    assert lab_orphans_since(before) == []
 
 
 def test_keyboard_interrupt_mid_measurement_in_process(lab_net):

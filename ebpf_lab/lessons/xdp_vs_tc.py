@@ -1,6 +1,6 @@
 """Lesson 05 — XDP vs TC vs iptables: the same drop rule at each hook, measured.
 
-Notebook: ``notebooks/05_xdp_tc_iptables.ipynb``. Program:
+Notebook: ``notebooks/05_xdp_vs_tc.ipynb``. Program:
 ``ebpf_lab/programs/xdp_vs_tc.bpf.c`` (one rule, ``rule_drops()``, called from
 an XDP handler and a TC handler); iptables gets the same rule as
 ``-p udp --dport PORT -j DROP``.
@@ -71,7 +71,7 @@ class XdpVsTcLesson(Lesson):
 
     id = "xdp-vs-tc"
     title = "05 · XDP vs TC vs iptables: one drop rule at three hooks, measured"
-    notebook = "05_xdp_tc_iptables.ipynb"
+    notebook = "05_xdp_vs_tc.ipynb"
     program = "xdp_vs_tc.bpf.c"
     events_map = ""
     lost_map = ""

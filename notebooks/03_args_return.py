@@ -1,0 +1,248 @@
+# ---
+# jupyter:
+#   kernelspec:
+#     display_name: Python 3 (ebpf-lab)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · Arguments and return values — 进阶用法, and uprobes
+#
+# > 如果想获取某一个kernel函数传入参数的值或者函数返回的值呢?
+# > *What if we want the values a kernel function was called with, or the value it returned?*
+#
+# The tutorial's answer: a **kprobe** at the function's entry, whose handler declares the function's arguments
+# after `struct pt_regs *ctx`, and a **kretprobe** at its return, where `PT_REGS_RC(ctx)` is the return value.
+# In this lesson you will
+#
+# 1. see the tutorial's own example (`blk_insert_cloned_request`) and why it hardly ever fires,
+# 2. use the same technique on a function that fires all the time — `openat()`: filename and flags in, a file
+#    descriptor or `-errno` out — with each call's entry joined to its return per thread, and its latency,
+# 3. check every row against files the lesson's workload opened, some of which fail on purpose,
+# 4. do the same in user space with **uprobes**: libc's `strtol()` and a function of a small program.
+
+# %% tags=["imports"]
+import matplotlib.pyplot as plt
+import pandas as pd
+from ebpf_lab.engine import program_path
+from ebpf_lab.kernel_headers import headers_info
+from ebpf_lab.lessons.args_return import (ArgsReturnLesson, UprobeArgsReturnLesson, tutorial_example,
+                                          plot_latency, plot_errors, plot_uprobe_calls)
+from ebpf_lab import _kernel
+
+# %% [markdown]
+# ## 进阶用法 — the tutorial's example
+#
+# ```python
+# b.attach_kprobe(event="blk_insert_cloned_request", fn_name="get_segments")
+# b.attach_kretprobe(event="blk_insert_cloned_request", fn_name="get_segments_res")
+# ```
+# ```c
+# int get_segments(struct pt_regs *ctx, struct request_queue *q, struct request *rq, bool no_sg_merge) { }
+# int get_segments_res(struct pt_regs *ctx, struct request_queue *q, struct request *rq)
+# {
+#    int ret = PT_REGS_RC(ctx);
+#    ...
+# }
+# ```
+#
+# > 第一个参数必需为 struct pt_regs *ctx — *the first parameter must be `struct pt_regs *ctx`*; the ones after it are
+# > the probed function's own, and bcc turns them into reads of the argument registers.
+#
+# The tutorial leaves the bodies out; in the lab's copy they count calls:
+
+# %% tags=["tutorial-source"]
+print(open(program_path("args_return_tutorial.bpf.c")).read())
+
+# %% [markdown]
+# `tutorial_example()` compiles and loads it (the verifier accepts it), then — where the kernel has kprobes and the
+# function — attaches both probes for a second while the openat workload below does file I/O, and counts:
+
+# %% tags=["tutorial-run"]
+ex = tutorial_example(seconds=1.0)
+display(ex.T.rename(columns={0: "fact"}))
+print(ex.why[0])
+
+# %% [markdown]
+# `blk_insert_cloned_request()` belongs to **request-based device-mapper** (dm-multipath): it hands a cloned I/O
+# request to the disk underneath. A lab VM has no multipath storage, so the function is called rarely — usually
+# never (and some kernels do not build it at all). A probe that never fires teaches nothing, so the lesson uses a
+# function that fires under its own workload: the kernel side of `openat()`.
+#
+# One more reason to pick a system call: the tutorial's handler receives `struct request *rq` — to read anything
+# *inside* it, the program must know the struct's layout, which comes from the kernel headers it is compiled with.
+
+# %% tags=["headers"]
+h = headers_info()
+print(f"headers: {h.status} — {h.detail}")
+print(f"kernel struct fields readable with the right offsets: {h.struct_reads_trustworthy}")
+
+# %% [markdown]
+# When the headers are not the running kernel's own (`fallback`), offsets inside kernel structs can be silently
+# wrong, so this lesson's programs read **no kernel struct fields**: system call arguments come from the caller's
+# registers (`struct pt_regs`, fixed by the CPU's ABI) or from tracepoint fields (described by the running kernel
+# itself), and user-space arguments from user memory.
+#
+# ## The same technique on `openat()`
+#
+# Hooks, best first — the lesson takes the first this kernel really allows, and says which:
+#
+# | hook | program | needs |
+# |---|---|---|
+# | kprobe + kretprobe on the `openat` function (`__x64_sys_openat`) | `args_return_kprobe.bpf.c` | kprobes |
+# | fentry + fexit (BPF trampolines) on the same function | `args_return_fexit.bpf.c` | BTF, and a kernel that really loads them |
+# | tracepoints `syscalls:sys_enter_openat` + `sys_exit_openat` | `args_return.bpf.c` | syscall tracepoints |
+#
+# ### 1 · Source
+
+# %% tags=["source"]
+lab = ArgsReturnLesson(rounds=20)
+print(lab.source())
+
+# %% [markdown]
+# ### 2 · Compile
+
+# %% tags=["compile"]
+lab.compile()
+
+# %% [markdown]
+# ### 3 · Load (the verifier)
+
+# %% tags=["load"]
+lab.load()
+
+# %% [markdown]
+# ### 4 · Attach (which hooks, and why)
+
+# %% tags=["attach"]
+hooks = lab.attach()
+for h in lab.hooks:
+    print(f"{h.name:45} <- {h.fn}")
+for note in hooks.note[hooks.note != ""]:
+    print(f"\nnote: {note}")
+
+# %% [markdown]
+# ### 5 · Trigger the workload
+# `ebl-opener` makes a fresh folder `/tmp/ebl-trace-open-XXXXXX`, creates two files in it, then 20 times opens:
+# a readable file (an fd), a missing one (`ENOENT`), a folder for writing (`EISDIR`), a path through a file
+# (`ENOTDIR`), a new file with `O_CREAT|O_EXCL` (an fd) and the same again (`EEXIST`), a symlink with `O_NOFOLLOW`
+# (`ELOOP`), and a mode-0600 file from a child running as `nobody` (`EACCES`). It prints every call and result.
+
+# %% tags=["trigger"]
+wl = lab.trigger()
+print(f"workload pid {wl.pid}: {wl.description}")
+
+# %% [markdown]
+# ### 6 · Collect
+
+# %% tags=["collect"]
+df = lab.collect()
+print(f"{len(df):,} openat() calls seen on the whole machine; lost: {df.attrs['lost']}; hooks: {df.attrs['hooks']}")
+folder = lab.workload_report().attrs["dir"]
+mine = df[df.filename.str.startswith(folder + "/")]
+mine[["pid", "comm", "filename", "flags_text", "ret", "fd", "error", "latency_us"]].head(12)
+
+# %% [markdown]
+# Each row joins what was known at **entry** (`filename`, `flags`, `mode`) with what was known at **return**
+# (`ret`: a file descriptor, or `-errno`) — matched by thread id in a BPF hash map — and the time in between.
+#
+# ### Does it match what the workload did?
+
+# %% tags=["check"]
+check = lab.compare_with_workload(df)
+display(check.head(10))
+assert check.agree.all(), "BPF and the workload disagree"
+print(f"all {len(check)} openat() calls of the workload were seen, each with the fd or error it really got")
+
+# %% [markdown]
+# ### 7 · Detach
+
+# %% tags=["detach"]
+lab.detach()
+print(lab)
+
+# %% [markdown]
+# ## Plots
+#
+# **Latency.** How long `openat()` took, entry to return, for every call on the machine during the run. Failing
+# calls are usually the fastest: the path lookup stops early. Creating a file costs the most.
+
+# %% tags=["plot-latency"]
+plot_latency(df)
+plt.show()
+outcome = df.error.astype(str).replace("", "success (fd)").rename("result")
+df.groupby(outcome)["latency_us"].describe(percentiles=[0.5, 0.9])[["count", "50%", "90%", "max"]]
+
+# %% [markdown]
+# **Errors by cause.** The return value's `-errno`, named:
+
+# %% tags=["plot-errors"]
+plot_errors(df)
+plt.show()
+
+# %% [markdown]
+# ## uprobes — 与kprobe类似,但是用于用户态程序插桩
+#
+# > *uprobes are like kprobes, but instrument user-space programs.*
+#
+# The same entry/return technique on functions in user space: libc's `strtol(nptr, endptr, base)` — which every
+# program on the machine shares, so other processes' calls show up too — and `ebl_collatz(label, n)`, a function of
+# `ebpf_lab/workloads/argsret_target.c` that the lab compiles. The handlers declare the functions' arguments after
+# `struct pt_regs *ctx`, exactly like the tutorial's kprobe handler; uprobes need no fallback on this kernel.
+
+# %% tags=["uprobe-source"]
+up = UprobeArgsReturnLesson()
+print(up.source())
+
+# %% tags=["uprobe-steps"]
+up.compile()
+display(up.load())
+display(up.attach())
+uwl = up.trigger()
+udf = up.collect()
+up.detach()
+print(f"{len(udf)} calls seen; hooks: {udf.attrs['hooks']}")
+udf[udf.pid == uwl.pid][["comm", "function", "text_arg", "int_arg", "ret", "latency_us"]]
+
+# %% [markdown]
+# The first `strtol` call of the workload's pid comes from its own `atoi(argv[1])` (glibc's `atoi` calls
+# `strtol`), before it renamed itself `ebl-argsret`. Compared with what the program printed:
+
+# %% tags=["uprobe-check"]
+ucheck = up.compare_with_workload(udf)
+display(ucheck)
+assert ucheck.agree.all()
+
+# %% tags=["uprobe-plot"]
+plot_uprobe_calls(udf[udf.comm.astype(str) == "ebl-argsret"])
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# A uprobe costs a trap into the kernel at entry and another at return, several microseconds together, which is
+# most of what `latency_us` shows for these short functions: the longest Collatz run (524 steps) takes well under
+# a microsecond of real work.
+#
+# ## What you saw
+#
+# * Entry probes see arguments, return probes see results; a BPF hash keyed by thread id joins them, and the
+#   difference of their timestamps is the call's latency.
+# * The tutorial's `blk_insert_cloned_request` rarely fires outside device-mapper multipath; `openat()` always does.
+# * Where kprobes are missing, fentry/fexit may work — only loading one tells — and else the syscall tracepoints
+#   carry the same arguments and result.
+# * Kernel struct fields need headers that match the running kernel; arguments and tracepoint fields do not.
+# * uprobes do the same for user-space functions, libraries and programs alike.
+#
+# From the shell: `ebpf-lab run args-return --out opens.csv`, `ebpf-lab run args-return-uprobes --out calls.csv`.
+
+# %% [markdown]
+# ## Exercises
+#
+# | exercise | level | what to do |
+# |---|---|---|
+# | [openat-failures](exercises/openat-failures.ipynb) | ★★ | Which opens fail, and why: an argument joined with its result |
+# | [openat-latency](exercises/openat-latency.ipynb) | ★★★ | A latency histogram from an entry and a return hook |
+#
+# Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
+# `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.
