@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
-from ebpf_lab.lessons.tc_classifier import (OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
-                                            default_payloads)
+from ebpf_lab.lessons.tc_classifier import (FIX_DECLARATION, OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
+                                            default_payloads, fix_diff, fixed_source)
 from ebpf_lab.netlab import lab_objects
 from labtest import lab_orphans_since
 
@@ -73,7 +73,7 @@ def test_tutorial_pipeline_and_tc_commands(lab_net):
         assert "clang -O2 -emit-llvm -c" in built.command and "llc -march=bpf -mcpu=probe -filetype=obj" in built.command
         strict = t.build(strict=True)  # what clang >= 16 does by default
         assert not strict.ok and "error: implicit declaration of function 'process_packet'" in strict.stderr
-        fixed = t.build("tc_classifier_fixed.bpf.c", strict=True)
+        fixed = t.build(fixed=True, strict=True)
         assert fixed.ok and "implicit" not in fixed.stderr
         t.build()  # back to the tutorial's own object
         add = t.attach()
@@ -89,6 +89,17 @@ def test_tutorial_pipeline_and_tc_commands(lab_net):
         assert gone is not None and gone.ok and gone.command.startswith("tc qdisc del dev")
         assert lab_net.qdiscs("rcv") == ["noqueue"]
         assert lab_net.ping(500)["received"] > 0
+
+
+def test_the_fix_is_one_declaration_composed_from_the_tutorials_file():
+    from ebpf_lab.engine import program_path
+
+    tutorial = open(program_path("tc_classifier.bpf.c")).read().splitlines()
+    at = next(i for i, ln in enumerate(tutorial) if ln.startswith("#define SEC(NAME)"))
+    assert fixed_source().splitlines() == tutorial[:at + 1] + ["", FIX_DECLARATION, ""] + tutorial[at + 1:]
+    assert at < next(i for i, ln in enumerate(tutorial) if ln.startswith("int classifier("))
+    changed = [ln for ln in fix_diff().splitlines()[2:] if ln[:1] in "+-"]
+    assert changed == ["+", "+" + FIX_DECLARATION, "+"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, "abc", 1.5, True, 70000])

@@ -4,10 +4,11 @@ Notebook: ``notebooks/03_args_return.ipynb``. Two lessons live here:
 
 - :class:`ArgsReturnLesson` (``args-return``): every ``openat()`` — filename and
   flags in, file descriptor or ``-errno`` out, and the time spent in between.
-  Hooks, best first: kprobe + kretprobe on the syscall's kernel function
-  (``args_return_kprobe.bpf.c``), fentry + fexit where the kernel really loads
-  them (``args_return_fexit.bpf.c``), the syscall tracepoints
-  ``sys_enter_openat`` / ``sys_exit_openat`` (``args_return.bpf.c``).
+  One program, ``args_return.bpf.c``, with three ways in, best first:
+  kprobe + kretprobe on the syscall's kernel function (``-DHOOK_KPROBE``),
+  fentry + fexit where the kernel really loads them (``-DHOOK_FEXIT``), the
+  syscall tracepoints ``sys_enter_openat`` / ``sys_exit_openat``
+  (``-DHOOK_TRACEPOINT``).
 - :class:`UprobeArgsReturnLesson` (``args-return-uprobes``): the same capture on
   user-space functions, libc's ``strtol`` and ``ebl_collatz`` of a small program
   the lab builds (``args_return_uprobe.bpf.c``).
@@ -92,7 +93,7 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
     kernels (this lab's Firecracker host among them) then refuse every
     BPF_PROG_TYPE_TRACING program with EPERM, which bcc reports as "Need
     super-user privileges". Only loading one tells, so this compiles
-    ``args_return_fexit.bpf.c`` and loads its fexit program (without attaching it).
+    ``args_return.bpf.c`` with ``-DHOOK_FEXIT`` and loads its fexit program (without attaching it).
     """
     fn = fnname or syscall_fnname("openat")
     if fn in _FEXIT:
@@ -108,8 +109,8 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
     b = None
     with _capture_stderr():  # clang's and libbpf's chatter is not the answer; the exception is
         try:
-            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_fexit.bpf.c"),
-                                    cflags=[f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+            b = _lab_bpf_class(bcc)(src_file=program_path("args_return.bpf.c"),
+                                    cflags=["-DHOOK_FEXIT", f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
             b.load_func(f"kretfunc__{fn}", bcc.BPF.TRACING)
             result = (True, f"the fexit program on {fn} loaded")
         except Exception as e:
@@ -220,8 +221,7 @@ class ArgsReturnLesson(SyscallLesson):
     notebook = "03_args_return.ipynb"
     program = "args_return.bpf.c"
     syscall = "openat"
-    programs = {"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
-                "tracepoint": "args_return.bpf.c"}
+    variants = ("kprobe", "fexit", "tracepoint")
     entry_fn, return_fn = "on_openat_entry", "on_openat_return"
     params: ClassVar[Dict[str, Param]] = {
         "hook": Param("auto", "auto: kprobe+kretprobe if the kernel has kprobes, else fentry+fexit if it really "

@@ -3,7 +3,8 @@
 Notebook: ``notebooks/04_tc_classifier.ipynb``. Programs:
 ``ebpf_lab/programs/tc_classifier.bpf.c`` (the tutorial's, as printed, built
 with its own clang | llc pipeline and attached with its own ``tc`` commands),
-``tc_classifier_fixed.bpf.c`` (the one-line fix clang 16+ needs) and
+the one-line fix clang 16+ needs, composed from it (:func:`fixed_source`,
+shown as a diff by :func:`fix_diff`, never a second copy of the file), and
 ``tc_classifier_bcc.bpf.c`` (the same rule through bcc, LIMIT as a -D flag,
 pass/drop counters in a map).
 
@@ -30,8 +31,8 @@ from ..netlab import LabNetwork
 from . import _net
 from ._net import CommandResult, require_tools, run_shell
 
-__all__ = ["TcClassifierLesson", "TutorialTC", "HEADER_BYTES", "craft_frame", "plot_sweep", "limit_explorer",
-           "default_payloads"]
+__all__ = ["TcClassifierLesson", "TutorialTC", "HEADER_BYTES", "OVERHEAD", "craft_frame", "plot_sweep",
+           "limit_explorer", "default_payloads", "fixed_source", "fix_diff", "FIX_DECLARATION"]
 
 #: what skb->len counts at TC ingress on top of the ping payload
 HEADER_BYTES = {"Ethernet": 14, "IPv4": 20, "ICMP": 8}
@@ -74,6 +75,38 @@ def _checksum(b: bytes) -> int:
     return ~s & 0xFFFF
 
 
+TUTORIAL_PROGRAM = "tc_classifier.bpf.c"
+#: the fix clang 16+ needs: declare process_packet() before classifier() calls it
+FIX_DECLARATION = "int process_packet(struct __sk_buff *skb);  // the fix: declare before use"
+_FIX_AFTER = "#define SEC(NAME)"
+
+
+def fixed_source() -> str:
+    """The tutorial's classifier with the one fix newer compilers need, composed from the file as printed.
+
+    C99 removed implicit function declarations and clang 16+ makes calling an
+    undeclared function an error; the tutorial calls ``process_packet()`` before
+    declaring it. The fix is one line, :data:`FIX_DECLARATION`, put in front of
+    ``classifier()`` (see :func:`fix_diff`).
+    """
+    text = open(program_path(TUTORIAL_PROGRAM)).read()
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, ln in enumerate(lines) if ln.startswith(_FIX_AFTER)), None)
+    if at is None:
+        raise LabError(f"composing the fixed classifier: {TUTORIAL_PROGRAM} has no line starting with "
+                       f"{_FIX_AFTER!r} to put the declaration after")
+    return "".join(lines[:at + 1] + ["\n", FIX_DECLARATION + "\n", "\n"] + lines[at + 1:])
+
+
+def fix_diff() -> str:
+    """``diff -u`` of the tutorial's classifier and :func:`fixed_source`: the fix, and nothing else."""
+    import difflib
+
+    a = open(program_path(TUTORIAL_PROGRAM)).read().splitlines()
+    b = fixed_source().splitlines()
+    return "\n".join(difflib.unified_diff(a, b, TUTORIAL_PROGRAM, "tc_classifier_fixed.bpf.c", lineterm="", n=1))
+
+
 class TutorialTC:
     """The tutorial's own way: build with ``clang | llc``, attach with ``tc``, remove with ``tc qdisc del``.
 
@@ -98,16 +131,23 @@ class TutorialTC:
         self.log.append(r)
         return r
 
-    def build(self, source: str = "tc_classifier.bpf.c", *, strict: bool = False) -> CommandResult:
+    def build(self, source: str = TUTORIAL_PROGRAM, *, strict: bool = False, fixed: bool = False) -> CommandResult:
         """``clang -O2 -emit-llvm -c SRC -o - | llc -march=bpf -mcpu=probe -filetype=obj -o foo.o``.
 
         ``strict=True`` adds ``-Werror=implicit-function-declaration``, which is
         what clang 16 and newer do by default: the tutorial's file then fails.
+        ``fixed=True`` builds :func:`fixed_source` instead (written to
+        ``tc_classifier_fixed.bpf.c`` in this object's folder first).
         Raises CompileError when the pipeline fails (unless ``strict``, where
         failing is the lesson).
         """
         require_tools("clang", "llc", doing="building the tutorial's classifier")
-        src = source if os.path.isabs(source) else program_path(source)
+        if fixed or source == "tc_classifier_fixed.bpf.c":  # the old file name, until every notebook says fixed=True
+            src = os.path.join(self.workdir, "tc_classifier_fixed.bpf.c")
+            with open(src, "w") as f:
+                f.write(fixed_source())
+        else:
+            src = source if os.path.isabs(source) else program_path(source)
         flag = " -Werror=implicit-function-declaration" if strict else ""
         cmd = (f"clang -O2{flag} -emit-llvm -c {src} -o - | "
                f"llc -march=bpf -mcpu=probe -filetype=obj -o {self.obj}")
@@ -180,7 +220,6 @@ class TcClassifierLesson(Lesson):
     title = "04 · A TC classifier that drops big packets (clsact ingress, lab network)"
     notebook = "04_tc_classifier.ipynb"
     program = "tc_classifier_bcc.bpf.c"
-    tutorial_program = "tc_classifier.bpf.c"
     events_map = ""
     lost_map = ""
     params: ClassVar[Dict[str, Param]] = {
@@ -201,10 +240,8 @@ class TcClassifierLesson(Lesson):
     }
 
     def __init__(self, *, net: Optional[LabNetwork] = None, **params: Any) -> None:
-        self._net_given = net
         self.net: Optional[LabNetwork] = net
         super().__init__(**params)
-        self._lesson_fd: Optional[int] = None
 
     @property
     def limit(self) -> int:
@@ -217,9 +254,6 @@ class TcClassifierLesson(Lesson):
     def select_hooks(self) -> List[Hook]:
         return [Hook("sched_cls", "clsact ingress", "on_tc_ingress",
                      note="TC clsact ingress on the lab network's receiver veth (direct-action)")]
-
-    def preflight(self) -> None:
-        super().preflight()
 
     def load(self) -> pd.DataFrame:
         df = super().load()
