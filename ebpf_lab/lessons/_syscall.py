@@ -13,36 +13,27 @@ A fallback is never silent: the reason lands in the first hook's note, hence in
 """
 from __future__ import annotations
 
+import errno
 import subprocess
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import pandas as pd
 
 from .. import _kernel
-from .._bcc import import_bcc
+from ..bpf import is_syscall_wrapper, syscall_fnname
 from ..engine import Hook, Lesson
 from ..errors import FeatureUnavailable, LabError, LabParameterError
+
+__all__ = ["NO_KPROBES", "syscall_fnname", "is_syscall_wrapper", "errno_name", "ReportingLesson", "SyscallLesson"]
 
 NO_KPROBES = "this kernel has no kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events)"
 
 
-def syscall_fnname(name: str) -> str:
-    """The kernel function behind system call ``name`` on this kernel, e.g. ``__x64_sys_kill``.
-
-    bcc's ``BPF.get_syscall_fnname`` finds the prefix by looking up the ``bpf``
-    syscall's symbol with each known prefix (``sys_``, ``__x64_sys_``,
-    ``__arm64_sys_``, ...), so lessons never hard-code ``__x64_sys_kill``.
-    """
-    bcc = import_bcc()
-    B = bcc.BPF
-    # bcc's get_syscall_prefix() is an instance method that only uses class
-    # attributes and the static ksymname(), so no BPF object is needed.
-    return (B.get_syscall_prefix(B) + name.encode()).decode()
-
-
-def is_syscall_wrapper(fnname: str) -> bool:
-    """True when the syscall function takes a ``struct pt_regs *`` (x86-64 4.17+, arm64 4.19+)."""
-    return not fnname.startswith("sys_")
+def errno_name(ret: int) -> str:
+    """``-3`` -> ``ESRCH``; ``0`` or positive -> ``''``: a syscall's result as its errno's name."""
+    if ret >= 0:
+        return ""
+    return errno.errorcode.get(-ret, f"errno {-ret}")
 
 
 class ReportingLesson(Lesson):

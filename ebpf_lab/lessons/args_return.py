@@ -36,11 +36,11 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
-from ..errors import FeatureUnavailable
+from ..bpf import build, capture_stderr, program_path
+from ..engine import Hook, Param, Workload, bytes_to_category, match_in_order, wall_clock
+from ..errors import CompileError, FeatureUnavailable
 from ..kernel_headers import headers_info, prepare
-from ._syscall import NO_KPROBES, ReportingLesson, SyscallLesson, is_syscall_wrapper, syscall_fnname
-from .hello_kill import errno_name
+from ._syscall import NO_KPROBES, ReportingLesson, SyscallLesson, errno_name, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "ArgsReturnLesson",
@@ -106,22 +106,24 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
         _FEXIT[fn] = (False, "bcc says this kernel has no BPF trampolines (support_kfunc() is False)")
         return _FEXIT[fn]
     prepare()
-    b = None
-    with _capture_stderr():  # clang's and libbpf's chatter is not the answer; the exception is
-        try:
-            b = _lab_bpf_class(bcc)(src_file=program_path("args_return.bpf.c"),
-                                    cflags=["-DHOOK_FEXIT", f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+    try:
+        b, _ = build(src_file=program_path("args_return.bpf.c"), doing=f"compiling the fexit program on {fn}",
+                     cflags=["-DHOOK_FEXIT", f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+    except CompileError as e:
+        _FEXIT[fn] = (False, str(e))
+        return _FEXIT[fn]
+    try:
+        with capture_stderr():  # libbpf's chatter is not the answer; the exception is
             b.load_func(f"kretfunc__{fn}", bcc.BPF.TRACING)
-            result = (True, f"the fexit program on {fn} loaded")
-        except Exception as e:
-            why = str(e)
-            if "super-user" in why:
-                why = ("the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root "
-                       "(bcc words it 'Need super-user privileges')")
-            result = (False, f"loading an fexit program on {fn} failed: {why}")
-        finally:
-            if b is not None:
-                b.cleanup()
+        result = (True, f"the fexit program on {fn} loaded")
+    except Exception as e:  # bcc raises bare Exception
+        why = str(e)
+        if "super-user" in why:
+            why = ("the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root "
+                   "(bcc words it 'Need super-user privileges')")
+        result = (False, f"loading an fexit program on {fn} failed: {why}")
+    finally:
+        b.cleanup()
     _FEXIT[fn] = result
     return result
 
@@ -147,16 +149,8 @@ def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataF
                            "struct_reads_trustworthy": info.struct_reads_trustworthy, "compiled": False,
                            "loaded": False, "attached": False, "calls": None, "returned_ok": None,
                            "returned_error": None, "why": ""}
-    with _capture_stderr() as log:
-        try:
-            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_tutorial.bpf.c"))
-            err = None
-        except Exception as e:
-            b, err = None, e
-    if b is None:
-        from ..errors import CompileError
-
-        raise CompileError(f"compiling the tutorial's blk_insert_cloned_request example failed: {err}", log())
+    b, _ = build(src_file=program_path("args_return_tutorial.bpf.c"),
+                 doing="compiling the tutorial's blk_insert_cloned_request example")
     try:
         row["compiled"] = True
         for name in ("get_segments", "get_segments_res"):

@@ -14,7 +14,6 @@ DataFrame whichever hook the kernel allowed; ``df.attrs['hooks']`` names it.
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
@@ -30,7 +29,7 @@ from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
 from ..engine import Param, Workload, bytes_to_category, match_in_order, wall_clock
-from ._syscall import NO_KPROBES, SyscallLesson, is_syscall_wrapper, syscall_fnname
+from ._syscall import NO_KPROBES, SyscallLesson, errno_name, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "HelloKillLesson",
@@ -67,13 +66,6 @@ def signal_name(sig: int) -> str:
         if rtmin < sig < rtmax:
             return f"SIGRTMIN+{sig - rtmin}"
         return f"invalid ({sig})"
-
-
-def errno_name(ret: int) -> str:
-    """``-3`` -> ``ESRCH``; ``0`` or positive -> ``''``."""
-    if ret >= 0:
-        return ""
-    return errno.errorcode.get(-ret, f"errno {-ret}")
 
 
 # ----------------------------------------------------------- finding hooks

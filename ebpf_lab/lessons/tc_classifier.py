@@ -16,6 +16,7 @@ pass/drop counters in a map).
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import tempfile
 import time
@@ -25,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _registry
-from ..engine import Hook, Lesson, Param, State, program_path
+from ..bpf import Hook, attach_hook, prog_type, program_path
+from ..engine import Lesson, Param, State
 from ..errors import AttachError, CompileError, LabError, LabParameterError, LessonStateError
 from ..netlab import LabNetwork
 from . import _net
@@ -160,7 +162,7 @@ class TutorialTC:
 
     def sections(self) -> CommandResult:
         """The object's ELF sections (``llvm-objdump -h``): the code sits in section ``test``."""
-        tool = next((t for t in ("llvm-objdump", "llvm-objdump-14", "objdump") if _net.shutil.which(t)), "objdump")
+        tool = next((t for t in ("llvm-objdump", "llvm-objdump-14", "objdump") if shutil.which(t)), "objdump")
         return self._keep(run_shell([tool, "-h", self.obj]))
 
     def attach(self) -> List[CommandResult]:
@@ -257,7 +259,7 @@ class TcClassifierLesson(Lesson):
 
     def load(self) -> pd.DataFrame:
         df = super().load()
-        self._fn = self.bpf.load_func("on_tc_ingress", _bcc_prog_type("sched_cls"))
+        self._fn = self.bpf.load_func("on_tc_ingress", prog_type("sched_cls"))
         return df
 
     def _attach_one(self, h: Hook) -> Callable[[], None]:
@@ -266,8 +268,8 @@ class TcClassifierLesson(Lesson):
             self._stack.callback(self.net.close)
             self.net.up()
         h.target = f"clsact ingress {self.net.ifname['rcv']} (netns {self.net.netns['rcv']})"
-        return _net.attach_tc_ingress(self.net, "rcv", self._fn.fd, self._fn.name,
-                                      doing=f"attaching lesson {self.id}")
+        h.net, h.side = self.net, "rcv"
+        return attach_hook(self.bpf, h, doing=f"attaching lesson {self.id}")
 
     # ----------------------------------------------------------- counters
     def counters(self) -> pd.DataFrame:
@@ -422,13 +424,6 @@ class TcClassifierLesson(Lesson):
         if self.bpf is not None:
             d["totals"] = self.totals()
         return d
-
-
-def _bcc_prog_type(kind: str) -> int:
-    from .._bcc import import_bcc
-    from ..engine import _prog_type
-
-    return _prog_type(import_bcc(), kind)
 
 
 # ------------------------------------------------------------------ plots
