@@ -93,7 +93,7 @@ def summary(df: Any) -> str:
     for note in a.get("hook_notes") or []:
         lines.append(f"note: {note}")
     if "lost" in a:
-        lines.append(f"events lost: {a['lost']}")
+        lines.append(f"events lost: {'unknown (the counter could not be read)' if a['lost'] is None else a['lost']}")
     if a.get("workload"):
         lines.append(f"workload: {a['workload'].get('description')} (pid {a.get('workload_pid')})")
     if a.get("summary"):

@@ -536,14 +536,20 @@ class Lesson:
     def expected_workload_seconds(self) -> float:
         return 1.0
 
-    def lost(self) -> int:
-        """Events the ring buffer had no room for (counted in the kernel)."""
-        if not self.lost_map or self.bpf is None:
-            return 0
+    def lost(self) -> Optional[int]:
+        """Events the ring buffer had no room for (counted in the kernel); None when unknown.
+
+        0 only when the lesson has no ring buffer or its counter really reads 0;
+        None when the counter cannot be read (no program loaded, no such map).
+        """
+        if not self.lost_map:
+            return 0 if not self.events_map else None
+        if self.bpf is None:
+            return None
         try:
             return int(self.bpf[self.lost_map].sum(0).value)
-        except Exception:
-            return 0
+        except (KeyError, OSError, AttributeError):  # no such map in the program, or it is gone
+            return None
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
         """Facts recorded on every DataFrame's ``attrs``."""

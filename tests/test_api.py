@@ -199,3 +199,31 @@ def test_match_in_order():
     # a missing event does not hide the ones after it
     assert match_in_order(seen, [(1, "a"), (9, "z"), (2, "b")]) == [0, None, 2]
     assert match_in_order([], [(1, "a")]) == [None]
+
+
+def test_lost_is_unknown_not_zero_when_the_counter_cannot_be_read():
+    from ebpf_lab.lessons.hello_kill import HelloKillLesson
+
+    lab = HelloKillLesson()
+    assert lab.lost() is None  # nothing loaded: no counter to read, so no figure
+    assert lab.describe()["lost"] is None
+    lab.detach()
+
+
+def test_uprobe_comparison_survives_one_missing_call():
+    """One call the uprobes did not see must not mark every later call unseen (the match_in_order fix)."""
+    from types import SimpleNamespace
+
+    from ebpf_lab.lessons.args_return import UprobeArgsReturnLesson
+
+    lab = UprobeArgsReturnLesson()
+    lab._report = pd.DataFrame({"function": ["strtol", "ebl_collatz", "strtol"], "int_arg": [10, 27, 16],
+                                "result": [42, 111, 255], "text_arg": ["42", "a", "ff"]})
+    lab.workload = SimpleNamespace(pid=7)  # type: ignore[assignment]
+    seen = pd.DataFrame({"pid": [7, 7], "function": pd.Categorical(["strtol", "strtol"]),
+                         "text_arg": ["42", "ff"], "int_arg": [10, 16], "ret": [42, 255]})  # ebl_collatz missed
+    out = lab.compare_with_workload(seen)
+    assert list(out["seen"]) == [True, False, True]
+    assert list(out["agree"]) == [True, False, True]
+    lab.workload = None
+    lab.detach()

@@ -132,12 +132,6 @@ def _del_clsact(net: LabNetwork, side: str) -> None:
         pass
 
 
-def tc_filters(net: LabNetwork, side: str = "rcv") -> str:
-    """``tc filter show dev … ingress`` inside the lab namespace (for display)."""
-    return str(run_shell(["tc", "filter", "show", "dev", net.ifname[side], "ingress"], net=net, side=side))
-
-
-# -------------------------------------------------------------------- XDP
 def attach_xdp(net: LabNetwork, side: str, fd: int, mode: str, *, doing: str) -> Callable[[], None]:
     """Attach an XDP program in ``generic`` or ``native`` mode; refuses to replace a program already there."""
     if mode not in XDP_FLAGS:

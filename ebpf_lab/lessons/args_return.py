@@ -406,18 +406,11 @@ class UprobeArgsReturnLesson(ReportingLesson):
         rep = self.workload_report().copy()
         wl = self.workload
         mine = df[df["pid"] == wl.pid] if wl is not None else df.iloc[0:0]
-        seen = list(zip(mine["function"].astype(str), mine["text_arg"], mine["int_arg"], mine["ret"]))
-        rets, found, i = [], [], 0
-        for key in zip(rep["function"], rep["text_arg"], rep["int_arg"]):
-            while i < len(seen) and seen[i][:3] != key:
-                i += 1
-            if i < len(seen):
-                rets.append(int(seen[i][3]))
-                found.append(True)
-                i += 1
-            else:
-                rets.append(None)
-                found.append(False)
+        rets_seen = list(mine["ret"])
+        at = match_in_order(list(zip(mine["function"].astype(str), mine["text_arg"], mine["int_arg"])),
+                            list(zip(rep["function"], rep["text_arg"], rep["int_arg"])))
+        rets = [None if j is None else int(rets_seen[j]) for j in at]
+        found = [j is not None for j in at]
         rep["ret"] = pd.array(rets, dtype="Int64")
         rep["seen"] = found
         rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)
