@@ -429,8 +429,10 @@ class Lesson:
             except FeatureUnavailable:
                 self.detach()
                 raise
-            except Exception as e:
+            except Exception as e:  # bcc raises bare Exception; pyroute2 its NetlinkError
                 self.detach()
+                if isinstance(e, AttachError):
+                    raise
                 raise AttachError(f"attaching {h.fn} to {h.name} failed: {e}") from e
             h.attached = True
             self._stack.callback(self._safe, detach)
@@ -459,8 +461,8 @@ class Lesson:
     def _safe(fn: Callable[[], None]) -> None:
         try:
             fn()
-        except Exception:
-            pass  # already gone (e.g. bcc cleaned up first)
+        except Exception:  # bcc raises bare Exception when a probe is already gone (e.g. bcc cleaned up first)
+            pass
 
     def start_workload(self, **kw: Any) -> Workload:
         """Start the lesson's built-in workload (subclasses)."""
@@ -606,7 +608,7 @@ class Lesson:
     def __del__(self) -> None:
         try:
             self.detach()
-        except Exception:
+        except Exception:  # a finalizer must not raise (late in interpreter shutdown anything can fail)
             pass
 
 

@@ -80,7 +80,7 @@ def run_trace_printk(
         b.trace_open(nonblocking=True)
         try:
             attach(b)
-        except Exception as e:
+        except Exception as e:  # bcc raises bare Exception
             raise AttachError(f"attaching the tutorial's program {program}: {e}") from e
         if workload is not None:
             proc = workload()

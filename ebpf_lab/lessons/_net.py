@@ -122,13 +122,20 @@ def attach_tc_ingress(net: LabNetwork, side: str, fd: int, name: str, *, doing: 
     return detach
 
 
+def _gone_errors() -> tuple:
+    """What netlink raises when the object to remove is already gone."""
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    return (OSError, NetlinkError, KeyError, IndexError)  # IndexError: link_lookup found no such link
+
+
 def _del_clsact(net: LabNetwork, side: str) -> None:
     if net.closed or os.getpid() != net.owner:
         return
     try:
         with net.ipr(side) as ipr:
             ipr.tc("del", "clsact", net.ifindex(side))
-    except Exception:
+    except _gone_errors():  # already gone: the namespace, the link or the qdisc
         pass
 
 
@@ -171,7 +178,7 @@ def _del_xdp(net: LabNetwork, side: str, mode: str) -> None:
         with net.ipr(side) as ipr:
             ipr.link("set", index=net.ifindex(side),
                      xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", XDP_FLAGS[mode])]})
-    except Exception:
+    except _gone_errors():  # already gone: the namespace or the link
         pass
 
 

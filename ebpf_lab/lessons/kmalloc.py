@@ -184,7 +184,7 @@ class KmallocLesson(Lesson):
         """The program's ``stats`` map: one ``struct alloc_stats`` per CPU."""
         try:
             return list(self.bpf["stats"].getvalue(0))
-        except Exception as e:
+        except (KeyError, AttributeError, OSError) as e:  # no such map (a learner's program), or it is gone
             raise LabError(f"reading the in-kernel counters (map 'stats'): {e}") from e
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
