@@ -246,7 +246,8 @@ class XdpVsTcLesson(Lesson):
                     "}\n")
 
     def measure(self, hook: str, *, seconds: Optional[float] = None, repeat: int = 0) -> Dict[str, Any]:
-        """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after.
+        """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after,
+        and the whole lesson on an interrupt.
 
         trafgen runs under ``timeout`` (so it stops by itself even if this
         process dies), pinned to one CPU. The receive side runs in softirq on
@@ -300,10 +301,12 @@ class XdpVsTcLesson(Lesson):
                 _stop_group(proc)
                 time.sleep(0.05)  # let the last frames drain through the receiver
                 db, sb = self._drops(hook), self.net.link_stats("snd")
-        except BaseException:
+        except BaseException as e:
             if proc is not None:
                 _kill_group(proc)
             off()
+            if not isinstance(e, Exception):  # Ctrl-C (KeyboardInterrupt), SystemExit: nothing stays attached
+                self.detach()
             raise
         off()
         tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
