@@ -191,9 +191,13 @@ class ChunkedRecords:
     """Drained events kept column by column, handed over one column at a time.
 
     Each drained chunk is split into one array per field; ``records["field"]``
-    concatenates that field and releases its chunks. Building a DataFrame
-    therefore never holds the raw records and the finished columns in full at
-    the same time. Each field can be taken once.
+    (or ``records.take("field")``) concatenates that field and releases its
+    chunks. Building a DataFrame therefore never holds the raw records and the
+    finished columns in full at the same time.
+
+    **Each field is handed over once**: a second ``records["field"]`` raises
+    :class:`KeyError` saying the field was already taken (keep the array the
+    first read returned); ``taken`` lists the fields handed over so far.
     """
 
     def __init__(self, dtype: Optional[np.dtype]) -> None:
@@ -201,6 +205,8 @@ class ChunkedRecords:
         self._cols: Dict[str, List[np.ndarray]] = {n: [] for n in (dtype.names or ())} if dtype is not None else {}
         self._dicts: Dict[str, Dict[bytes, int]] = {}
         self._n = 0
+        #: fields already handed over (each is handed over once)
+        self.taken: List[str] = []
 
     def add(self, arr: np.ndarray) -> None:
         for name in self._cols:
@@ -240,17 +246,25 @@ class ChunkedRecords:
         return self._n
 
     def _take(self, field: str) -> np.ndarray:
+        if field in self.taken:
+            raise KeyError(f"{field!r} was already taken: the events hand each field over once, to keep memory "
+                           "low; keep the array the first read returned")
         if field not in self._cols:
-            raise KeyError(f"{field!r}: no such field, or already taken (each field can be taken once)")
+            raise KeyError(f"{field!r}: no such field; fields: {', '.join(self._cols) or 'none'}")
         chunks = self._cols.pop(field)
+        self.taken.append(field)
         if not chunks:
             return np.empty(0, np.int32 if field in self._dicts or (self.dtype is not None and self.dtype[field].kind == "S")
                             else (self.dtype[field] if self.dtype is not None else np.uint8))
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
+    def take(self, field: str) -> np.ndarray:
+        """The field as one numpy array; the field is handed over (a second take raises KeyError)."""
+        return self[field]
+
     def __getitem__(self, field: str) -> np.ndarray:
-        """The field as one numpy array (takes the field)."""
-        if self.dtype is not None and self.dtype[field].kind == "S":
+        """The field as one numpy array; the field is handed over (a second read raises KeyError)."""
+        if self.dtype is not None and field in (self.dtype.names or ()) and self.dtype[field].kind == "S":
             codes = self._take(field)
             values = np.array(list(self._dicts.get(field, {})), dtype=self.dtype[field])
             return values[codes] if len(codes) else np.empty(0, self.dtype[field])

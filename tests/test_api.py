@@ -128,8 +128,11 @@ def test_chunked_records_columns_and_limit():
     assert len(r) == 3
     r.limit(2)
     assert len(r) == 2 and list(r["b"]) == [10, 20]
-    with pytest.raises(KeyError, match="taken once"):
+    with pytest.raises(KeyError, match="already taken.*once"):
         r["b"]
+    assert r.taken == ["b"] and list(r.take("a")) == [1, 2] and r.taken == ["b", "a"]
+    with pytest.raises(KeyError, match="no such field"):
+        r.take("c")
     assert len(ChunkedRecords(dt)["a"]) == 0
     st = np.dtype([("comm", "S16"), ("x", "<u4")])
     r = ChunkedRecords(st)
