@@ -4,7 +4,7 @@ Public API (everything else is private and may change)::
 
     from ebpf_lab import doctor, lessons, get_lesson, KmallocLesson, LabError
 
-Every lesson class, the error tree, ``program_path`` (a program file's path),
+Every lesson class (discovered from ``ebpf_lab/lessons/``), the error tree, ``program_path`` (a program file's path),
 ``kprobes_available`` and ``receive_path_figure`` are here; ``ebpf_lab.bpf``
 builds, loads and attaches programs (its ``HOOK_KINDS`` table). Modules and
 names starting with ``_`` are private.
@@ -30,12 +30,6 @@ _LAZY = {
     "lessons": "ebpf_lab.catalog:lessons",
     "get_lesson": "ebpf_lab.catalog:get_lesson",
     "lesson_files": "ebpf_lab.catalog:lesson_files",
-    "HelloKillLesson": "ebpf_lab.lessons.hello_kill:HelloKillLesson",
-    "KmallocLesson": "ebpf_lab.lessons.kmalloc:KmallocLesson",
-    "ArgsReturnLesson": "ebpf_lab.lessons.args_return:ArgsReturnLesson",
-    "UprobeArgsReturnLesson": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",
-    "TcClassifierLesson": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
-    "XdpVsTcLesson": "ebpf_lab.lessons.xdp_vs_tc:XdpVsTcLesson",
     "Lesson": "ebpf_lab.engine:Lesson",
     "Param": "ebpf_lab.engine:Param",
     "Hook": "ebpf_lab.bpf:Hook",
@@ -43,6 +37,16 @@ _LAZY = {
     "kprobes_available": "ebpf_lab._kernel:kprobes_available",
     "receive_path_figure": "ebpf_lab.lessons._net:receive_path_figure",
 }
+
+
+def _lesson_classes() -> dict:
+    """Every lesson class by name, as discovered from ebpf_lab/lessons/ (read with ast: nothing is imported)."""
+    from .catalog import discover
+
+    return {f.cls: f.target for f in discover("lessons")}
+
+
+_LAZY.update(_lesson_classes())  # each lesson class is public the moment its module exists
 
 __all__ = [
     "__version__",

@@ -3,8 +3,8 @@
 A lesson is a class with a literal ``id = "..."`` in a module of
 ``ebpf_lab/lessons/`` (modules starting with ``_`` are shared plumbing); an
 exercise is such a class in a module of ``ebpf_lab/exercises/``. Both are
-found by reading the modules' source (``ast``), so listing them imports
-nothing, and one broken module cannot break the rest: a class is imported
+found by reading the modules' source (a class's literal ``id = "..."`` line),
+so listing them imports nothing, and one broken module cannot break the rest: a class is imported
 only when it is asked for.
 
 Lessons come in the order of their notebooks (``01_hello_kill.ipynb``, ...),
@@ -14,7 +14,6 @@ generated from, or checked against, :func:`discover`.
 """
 from __future__ import annotations
 
-import ast
 import dataclasses
 import importlib
 import os
@@ -45,17 +44,25 @@ class Found:
         return f"{self.module}:{self.cls}"
 
 
-def _literal_str_attrs(node: ast.ClassDef) -> Dict[str, str]:
-    out: Dict[str, str] = {}
-    for stmt in node.body:
-        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
-            name, value = stmt.targets[0].id, stmt.value
-        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
-            name, value = stmt.target.id, stmt.value
-        else:
-            continue
-        if isinstance(value, ast.Constant) and isinstance(value.value, str):
-            out[name] = value.value
+_CLASS = re.compile(r"^class (\w+)\b.*:[ \t]*(?:#.*)?$")
+_ATTR = re.compile(r"^    (\w+)(?:\s*:[^=]+)?\s*=\s*\"([^\"\\]*)\"[ \t]*(?:#.*)?$")
+
+
+def _classes(text: str) -> List[tuple]:
+    """(name, {attribute: literal string}) of each top-level class, read line by line (no import, no parse)."""
+    out: List[tuple] = []
+    current: Optional[tuple] = None
+    for line in text.splitlines():
+        m = _CLASS.match(line)
+        if m:
+            current = (m.group(1), {})
+            out.append(current)
+        elif line[:1] not in ("", " ", "\t", ")", "#"):
+            current = None  # back at module level
+        elif current is not None:
+            a = _ATTR.match(line)
+            if a and a.group(1) not in current[1]:
+                current[1][a.group(1)] = a.group(2)
     return out
 
 
@@ -66,13 +73,10 @@ def discover(package: str = "lessons", *, root: Optional[str] = None) -> List[Fo
     for path in sorted(folder.glob("*.py")):
         if path.name.startswith("_"):
             continue
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-        for node in tree.body:
-            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
-                attrs = _literal_str_attrs(node)
-                lid = attrs.pop("id", "")
-                if lid:
-                    found.append(Found(lid, f"ebpf_lab.{package}.{path.stem}", node.name, path.stem, attrs))
+        for name, attrs in _classes(path.read_text(encoding="utf-8")):
+            lid = attrs.pop("id", "")
+            if lid and not name.startswith("_"):
+                found.append(Found(lid, f"ebpf_lab.{package}.{path.stem}", name, path.stem, attrs))
     if package == "lessons":
         found = [f for _, f in sorted(enumerate(found), key=lambda p: (p[1].attrs.get("notebook", "~"), p[0]))]
     ids = [f.id for f in found]

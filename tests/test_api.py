@@ -14,11 +14,15 @@ from ebpf_lab.lessons.kmalloc import KmallocLesson, tracepoint_format
 
 
 def test_public_names():
-    assert sorted(ebpf_lab.__all__) == sorted([
+    from ebpf_lab.catalog import discover
+
+    lessons = [f.cls for f in discover("lessons")]
+    assert {"HelloKillLesson", "KmallocLesson", "ArgsReturnLesson", "UprobeArgsReturnLesson", "TcClassifierLesson",
+            "XdpVsTcLesson"} <= set(lessons)
+    assert sorted(ebpf_lab.__all__) == sorted(lessons + [
         "__version__", "doctor", "lessons", "get_lesson", "lesson_files", "LabError", "PrivilegeError",
         "FeatureUnavailable", "CompileError", "VerifierError", "AttachError", "LessonStateError",
-        "LabParameterError", "HelloKillLesson", "KmallocLesson", "ArgsReturnLesson", "UprobeArgsReturnLesson",
-        "TcClassifierLesson", "XdpVsTcLesson", "Lesson", "Param", "Hook", "program_path", "kprobes_available",
+        "LabParameterError", "Lesson", "Param", "Hook", "program_path", "kprobes_available",
         "receive_path_figure"])
     for name in ebpf_lab.__all__:
         assert getattr(ebpf_lab, name) is not None
