@@ -60,14 +60,14 @@ def _machine_rows() -> List[Row]:
 
 
 def _bpf_syscall_row() -> Row:
-    from ._bpfsys import _bpf
+    from ._bpfsys import sys_bpf
 
     attr = ctypes.create_string_buffer(72)
     # BPF_MAP_CREATE: array map, key 4, value 4, 1 entry
     ctypes.memmove(ctypes.addressof(attr), (2).to_bytes(4, "little") + (4).to_bytes(4, "little")
                    + (4).to_bytes(4, "little") + (1).to_bytes(4, "little"), 16)
     try:
-        fd = _bpf(0, attr)
+        fd = sys_bpf(0, attr)
         os.close(fd)
         return _row("kernel", "bpf() syscall", True, "created and closed an array map")
     except OSError as e:

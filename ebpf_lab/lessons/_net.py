@@ -193,11 +193,11 @@ class RunStats:
     BPF_ENABLE_STATS = 32
 
     def __init__(self) -> None:
-        from .._bpfsys import _bpf
+        from .._bpfsys import sys_bpf
 
         attr = ctypes.create_string_buffer(8)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
         try:
-            self.fd: Optional[int] = _bpf(self.BPF_ENABLE_STATS, attr)
+            self.fd: Optional[int] = sys_bpf(self.BPF_ENABLE_STATS, attr)
         except OSError:
             self.fd = None
 
