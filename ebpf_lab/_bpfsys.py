@@ -30,8 +30,6 @@ def sys_bpf(cmd: int, attr: ctypes.Array) -> int:
     return int(ret)
 
 
-_bpf = sys_bpf  # the old private name, still imported by exercises/_base.py
-
 
 def _u32(buf: bytes, off: int) -> int:
     return int.from_bytes(buf[off:off + 4], "little")
