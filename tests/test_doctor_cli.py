@@ -102,9 +102,11 @@ def test_run_no_workload_collects_the_system(tmp_path):
     finally:
         busy.kill()
         busy.wait()
-    assert "workload:" not in r.stdout
+    assert "workload:" not in r.stdout  # no built-in workload was started
     df = pd.read_csv(out)
-    assert len(df) > 0 and "ebl-kmalloc" not in r.stdout
+    # what the test's own shell did was collected (other lab runs on a shared machine may show up too: their
+    # ebl-kmalloc storms are not this run's workload, so the test does not look for their absence)
+    assert len(df) > 0 and {"sh", "cat"} & set(df["comm"].astype(str))
 
 
 @pytest.mark.parametrize("args, words", [
