@@ -102,9 +102,11 @@ def test_run_no_workload_collects_the_system(tmp_path):
     finally:
         busy.kill()
         busy.wait()
-    assert "workload:" not in r.stdout
+    assert "workload:" not in r.stdout  # no built-in workload was started
     df = pd.read_csv(out)
-    assert len(df) > 0 and "ebl-kmalloc" not in r.stdout
+    # what the test's own shell did was collected (other lab runs on a shared machine may show up too: their
+    # ebl-kmalloc storms are not this run's workload, so the test does not look for their absence)
+    assert len(df) > 0 and {"sh", "cat"} & set(df["comm"].astype(str))
 
 
 @pytest.mark.parametrize("args, words", [
@@ -142,13 +144,13 @@ def test_reaper_and_cleanup_remove_what_a_killed_process_left():
     assert os.path.exists(f"/run/netns/{name}")
     p.send_signal(signal.SIGKILL)
     p.wait()
-    for _ in range(50):  # the reaper notices the owner's death
-        if not os.path.exists(f"/run/netns/{name}"):
-            break
+    deadline = time.monotonic() + 30  # the reaper notices the owner's death (slower on a busy machine)
+    while os.path.exists(f"/run/netns/{name}") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not os.path.exists(f"/run/netns/{name}")
     assert not os.path.exists(os.path.join(_registry.RUN_DIR, f"{p.pid}.json"))
-    assert "nothing of the lab was left" in cli("cleanup").stdout or "removed" in cli("cleanup").stdout
+    out = cli("cleanup").stdout  # the reaper already removed ours; other dead lab processes may have left theirs
+    assert name not in out and ("nothing of the lab was left" in out or "removed" in out)
 
 
 @pytest.mark.root
