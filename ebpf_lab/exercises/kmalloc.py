@@ -7,14 +7,17 @@ their pids are known before the programs are compiled.
 """
 from __future__ import annotations
 
+import os
+import random
 import subprocess
-from typing import Dict, List
+from typing import Any, Dict, List, Sequence
 
 import pandas as pd
 
 from .._workloads import binary
 from ..engine import Hook
-from ._base import Exercise, Fail, Grader, Stop
+from ..errors import LabError
+from ._base import FAIL, Exercise, Fail, Grader, Stop
 from ._workload import Paused
 
 HOOK = [Hook("tracepoint", "kmem:kmalloc", "on_kmalloc")]
@@ -54,15 +57,37 @@ class Storms:
                 p.wait()
 
 
-#: allocations of a known size: writev() copies more than 8 iovecs into a kmalloc'ed array of 16 bytes each
-WRITEV_SCRIPT = (
-    "import os\n"
-    "fd = os.open('/dev/null', os.O_WRONLY)\n"
-    "for n, k in ((9, 500), (12, 300), (16, 200)):\n"
-    "    bufs = [b'x'] * n\n"
-    "    for _ in range(k):\n"
-    "        os.writev(fd, bufs)\n"
-)
+#: kmalloc size classes the threshold is drawn from, and the class below each
+MIN_CLASSES = {192: 128, 256: 192, 512: 256, 1024: 512}
+
+
+def writev_plan(min_bytes: int) -> List[tuple]:
+    """(iovecs, calls) of writev(): more than 8 iovecs are copied into a kmalloc'ed array of 16 bytes each.
+
+    Around ``min_bytes`` (a size class C, the class below P): requests of P bytes (handed out P, below
+    the threshold), of between P and C (handed out C: "requested at least" differs from "got at least"),
+    of exactly C ("at least" differs from "more than") and of 2C (well above).
+    """
+    c, p = min_bytes, MIN_CLASSES[min_bytes]
+    plan = [(p // 16, 200)] if p // 16 > 8 else []
+    return plan + [((p + c) // 32, 500), (c // 16, 300), (2 * c // 16, 200)]
+
+
+def writev_script(values: Sequence[int]) -> str:
+    plan = sorted({x for v in values for x in writev_plan(v)})
+    return ("import os\n"
+            "fd = os.open('/dev/null', os.O_WRONLY)\n"
+            f"for n, k in {plan!r}:\n"
+            "    bufs = [b'x'] * n\n"
+            "    for _ in range(k):\n"
+            "        os.writev(fd, bufs)\n")
+
+
+def draw(values: Sequence[int], k: int = 2) -> List[int]:
+    """``k`` distinct parameter values for one grading run, drawn afresh (``EBPF_LAB_GRADE_SEED`` fixes them)."""
+    seed = os.environ.get("EBPF_LAB_GRADE_SEED")
+    rng = random.Random(seed) if seed else random.SystemRandom()
+    return rng.sample(list(values), k)
 
 
 def _run_storms(g: Grader, min_bytes: int) -> tuple:
@@ -81,39 +106,77 @@ class KmallocFilter(Exercise):
     lesson = "kmalloc"
     title = "Only one process, only big allocations"
     level = 1
-    #: the writev() workload allocates 144 -> 192, 192 -> 192 and 256 -> 256 bytes (requested -> handed out):
-    #: at 192, "at least", "more than" and "requested at least" give three different counts
-    MIN_BYTES = 192
+    #: the threshold is drawn afresh for each grading run from kmalloc's size classes (MIN_CLASSES), and the
+    #: learner's program is compiled and run at two of them side by side: a number written in place of
+    #: MIN_BYTES passes at one value at most. The workload allocates around both (writev_plan).
+    MIN_BYTES = 192  # the value in use while a check runs (set by grade)
     CHECKS = {
         "compiles": "your C program compiles",
         "loads": "the verifier accepts it; it attaches to kmem:kmalloc",
         "fires": "it sends events while the workload allocates",
         "only-target": "every event comes from the process TARGET_PID",
-        "threshold": "no event has bytes_alloc below MIN_BYTES",
+        "threshold": "no event has bytes_alloc below MIN_BYTES (at each value the grader draws)",
         "complete": "every allocation of TARGET_PID with bytes_alloc >= MIN_BYTES is reported, once",
         "fields": "pid, bytes_req, bytes_alloc and comm hold the right values",
         "clean": "nothing is left in the kernel afterwards",
     }
 
     def grade(self, g: Grader) -> None:
-        target = Paused(WRITEV_SCRIPT, "ebl-ex-alloc")
+        values = draw(MIN_CLASSES)
+        g.facts["MIN_BYTES"] = values
+        target = Paused(writev_script(values), "ebl-ex-alloc")
         g.stack.callback(target.stop)
         noise = Storms(noise_iterations=1000, target_iterations=0)
         g.stack.callback(noise.stop)
-        flags = [f"-DTARGET_PID={target.pid}", f"-DMIN_BYTES={self.MIN_BYTES}"]
-        p = g.build(g.sub.bpf, HOOK, flags, events_map="events")
-        if p is None:
-            raise Stop
-        truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
+        rounds = []
+        for i, mb in enumerate(values):
+            flags = [f"-DTARGET_PID={target.pid}", f"-DMIN_BYTES={mb}"]
+            if i == 0:
+                p = g.build(g.sub.bpf, HOOK, flags, events_map="events")
+                if p is None:
+                    raise Stop
+            else:
+                p = g.program(g.sub.bpf, HOOK, flags, events_map="events")
+                try:
+                    p.compile()
+                    p.load()
+                    p.attach()
+                except LabError as e:
+                    g.record("fires", FAIL, f"with -DMIN_BYTES={mb} your program no longer loads: {e}",
+                             "use MIN_BYTES only as a number in comparisons.")
+                    raise Stop
+            truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
+            rounds.append((mb, p, truth))
         noise.go(wait=False)
         target.go()
         noise.go()
-        ev = p.events()
-        g.data["events"] = ev
         tp = target.pid
-        t = _truth(truth).get(tp)
-        if t is None or t["ge_alloc"] == 0:
-            raise Fail("the workload did not allocate as expected, so nothing could be checked.", "grade again; tell your teacher if it persists.")
+        judged = []
+        for mb, p, truth in rounds:
+            ev = p.events()
+            t = _truth(truth).get(tp)
+            if t is None or t["ge_alloc"] == 0:
+                raise Fail("the workload did not allocate as expected, so nothing could be checked.",
+                           "grade again; tell your teacher if it persists.")
+            judged.append((mb, ev, t))
+        g.data["events"] = judged[0][1]
+        if len(judged) > 1:
+            g.data["events_at"] = {mb: ev for mb, ev, _ in judged}
+        same = len({len(ev[ev["pid"] == tp]) if "pid" in ev else len(ev) for _, ev, _ in judged}) == 1 and \
+            len({t["ge_alloc"] for _, _, t in judged}) > 1
+        fixed = (f"your program reported the same allocations at MIN_BYTES={values[0]} and at MIN_BYTES={values[1]}: "
+                 "compare with the name MIN_BYTES, not with a number (the grader draws its value afresh each run "
+                 "and passes it with -DMIN_BYTES=...).")
+        for i, (mb, ev, t) in enumerate(judged):
+            self.MIN_BYTES = mb
+            self._judge(g, ev, t, tp, fixed if same else "")
+            if any(r.status == FAIL for r in g.results.values()):
+                return
+            if i + 1 < len(judged):  # judged again at the next value
+                for c in ("fires", "only-target", "threshold", "complete", "fields"):
+                    g.results.pop(c, None)
+
+    def _judge(self, g: Grader, ev: Any, t: Dict[str, int], tp: int, fixed: str) -> None:
         need = {"pid", "bytes_req", "bytes_alloc", "comm"}
         @g.step("fires")
         def _():
@@ -147,13 +210,15 @@ class KmallocFilter(Exercise):
             if len(small):
                 raise Fail(f"{len(small):,} events have bytes_alloc below MIN_BYTES={self.MIN_BYTES} "
                            f"(e.g. {int(small['bytes_alloc'].iloc[0])}).",
-                           "skip allocations with args->bytes_alloc < MIN_BYTES.")
+                           fixed or "skip allocations with args->bytes_alloc < MIN_BYTES.")
         @g.step("complete", needs=["only-target", "threshold"])
         def _():
             n = len(mine)
             if n != t["ge_alloc"]:
                 msg = (f"your program reported {n:,} allocations of pid {tp}; the workload made "
-                       f"{t['ge_alloc']:,} with bytes_alloc >= {self.MIN_BYTES}.")
+                       f"{t['ge_alloc']:,} with bytes_alloc >= MIN_BYTES={self.MIN_BYTES}.")
+                if fixed:
+                    raise Fail(msg, fixed)
                 if n == t["gt_alloc"]:
                     raise Fail(msg, f"allocations of exactly MIN_BYTES={self.MIN_BYTES} bytes are missing: the "
                                     "exercise asks for 'at least' (>=), not 'more than' (>).")

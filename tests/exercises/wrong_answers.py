@@ -126,3 +126,18 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("more-than", "boundary", ">=", bpf=(("data_end - data >= LIMIT", "data_end - data > LIMIT"),)),
     ],
 }
+
+
+#: Gamed answers: what passes a grader that can be second-guessed. Each must score below full marks,
+#: caught at the named check (they join WRONG, so the same test grades them).
+GAMED: Dict[str, List[Wrong]] = {
+    "kmalloc-filter": [
+        # the notebook once printed "192 bytes": a literal in place of the name passes at one value at most
+        Wrong("hard-coded-threshold", "threshold", "not with a number",
+              bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 192"),)),
+        Wrong("hard-coded-big-threshold", "complete", "not with a number",
+              bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 2048"),)),
+    ],
+}
+for _eid, _gamed in GAMED.items():
+    WRONG.setdefault(_eid, []).extend(_gamed)
