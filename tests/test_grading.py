@@ -254,11 +254,11 @@ def test_wrong_answer_is_rejected_with_the_right_hint(eid, w):
     res = {r.check: r for r in rep.results}
     assert not rep.passed
     assert rep.points[0] < rep.points[1], f"a wrong answer scores below full marks:\n{rep.text()}"
-    assert res[w.check].status == FAIL, f"expected {w.check} to fail:\n{rep.text()}"
-    said = (res[w.check].message + " " + res[w.check].hint).lower()
-    assert w.words.lower() in said, f"{w.check} says: {said}"
     first = next(r for r in rep.results if r.status == FAIL)
-    assert first.check == w.check, f"the first failure should be {w.check}, was {first.check}:\n{rep.text()}"
+    # "a|b": which of a or b catches it depends on a value the grader draws afresh (e.g. LIMIT)
+    assert first.check in w.check.split("|"), f"the first failure should be {w.check}, was {first.check}:\n{rep.text()}"
+    said = (res[first.check].message + " " + res[first.check].hint).lower()
+    assert w.words.lower() in said, f"{first.check} says: {said}"
     no_unexpected(rep)
     if w.check != "clean":
         assert res["clean"].status == PASS

@@ -74,7 +74,7 @@ def writev_plan(min_bytes: int) -> List[tuple]:
 
 
 def writev_script(values: Sequence[int]) -> str:
-    plan = sorted({x for v in values for x in writev_plan(v)})
+    plan = sorted({x for v in values for x in writev_plan(v)} | {(128, 100)})  # and 2048 bytes, whatever is drawn
     return ("import os\n"
             "fd = os.open('/dev/null', os.O_WRONLY)\n"
             f"for n, k in {plan!r}:\n"

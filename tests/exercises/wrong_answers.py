@@ -116,7 +116,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("undeclared", "compiles", "not declared", bpf=(("data_end - data >= LIMIT", "data_end - data >= LIMT"),)),
     ],
     "xdp-then-tc": [
-        Wrong("drops-at-tc", "tc-sees-survivors", "drop at xdp", bpf=(
+        Wrong("drops-at-tc", "xdp-alone", "belongs to on_xdp", bpf=(
             ("    if (ip->protocol == IPPROTO_ICMP && data_end - data >= LIMIT)\n        return XDP_DROP;\n", ""),
             ("        __sync_fetch_and_add(&s->bytes, skb->len);\n    }", "        __sync_fetch_and_add(&s->bytes, skb->len);\n    }\n    if (ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT)\n        return TC_ACT_SHOT;"))),
         Wrong("tc-drops-all", "small-pass", "arp", bpf=(("    // ### END SOLUTION\n    return TC_ACT_OK;", "    // ### END SOLUTION\n    return TC_ACT_SHOT;"),)),
@@ -137,6 +137,28 @@ GAMED: Dict[str, List[Wrong]] = {
               bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 192"),)),
         Wrong("hard-coded-big-threshold", "complete", "not with a number",
               bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 2048"),)),
+    ],
+    "tc-drop-big-icmp": [
+        # the notebook once printed "here 400": which check catches a literal depends on the LIMIT drawn
+        Wrong("hard-coded-limit", "small-pass|boundary", "draws it afresh",
+              bpf=(("skb->len >= LIMIT", "skb->len >= 400"),)),
+        Wrong("not-udp", "tcp-pass", "neither icmp nor udp",
+              bpf=(("ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT", "ip->protocol != IPPROTO_UDP && skb->len >= LIMIT"),)),
+    ],
+    "xdp-drop-big-icmp": [
+        Wrong("not-udp", "tcp-pass", "neither icmp nor udp",
+              bpf=(("ip->protocol == IPPROTO_ICMP && data_end - data >= LIMIT",
+                    "ip->protocol != IPPROTO_UDP && data_end - data >= LIMIT"),)),
+        Wrong("hard-coded-limit", "small-pass|boundary", "draws it afresh",
+              bpf=(("data_end - data >= LIMIT", "data_end - data >= 400"),)),
+    ],
+    "xdp-then-tc": [
+        # TC doing XDP's job: pass everything at XDP, drop the big pings at TC (the catalogue's drops-at-tc
+        # moves the rule; this one keeps XDP's code but never lets it drop)
+        Wrong("tc-does-xdps-job", "xdp-alone", "belongs to on_xdp", bpf=(
+            ("        return XDP_DROP;", "        return XDP_PASS;"),
+            ("        __sync_fetch_and_add(&s->bytes, skb->len);\n    }", "        __sync_fetch_and_add(&s->bytes, skb->len);\n    }\n"
+             "    if (ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT)\n        return TC_ACT_SHOT;"))),
     ],
 }
 for _eid, _gamed in GAMED.items():
