@@ -170,7 +170,7 @@ from nbgrader.converters import GenerateAssignment  # noqa: E402
 from ebpf_lab._nbgrader import ClearSolutionsC  # noqa: E402
 from nbgrader.preprocessors import ClearSolutions  # noqa: E402
 c.GenerateAssignment.preprocessors = [ClearSolutionsC if p is ClearSolutions else p
-                                      for p in GenerateAssignment.preprocessors.default_value]
+                                      for p in GenerateAssignment.class_traits()["preprocessors"].default()]
 c.Execute.timeout = {timeout}
 c.Execute.allow_errors = True
 '''
