@@ -23,6 +23,9 @@ EXERCISES: Dict[str, str] = {
     "tc-drop-big-icmp": "ebpf_lab.exercises.net:TcDropBigIcmp",
     "xdp-drop-big-icmp": "ebpf_lab.exercises.net:XdpDropBigIcmp",
     "xdp-then-tc": "ebpf_lab.exercises.net:XdpThenTc",
+    "choose-the-hook": "ebpf_lab.exercises.choose_hook:ChooseHook",
+    "fix-the-verifier": "ebpf_lab.exercises.verifier:FixTheVerifier",
+    "write-the-loader": "ebpf_lab.exercises.loader:WriteTheLoader",
 }
 
 

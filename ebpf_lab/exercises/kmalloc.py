@@ -184,7 +184,7 @@ class KmallocFilter(Exercise):
                 raise Fail(f"your program sent no event, while the workload (pid {tp}) made "
                            f"{t['ge_alloc']:,} allocations of at least {self.MIN_BYTES} bytes.",
                            "is your filter ever true? The process id is the upper half of "
-                           "bpf_get_current_pid_tgid(): `bpf_get_current_pid_tgid() >> 32`. And is "
+                           "64-bit value bpf_get_current_pid_tgid() returns. And is "
                            "ringbuf_submit() called?")
             if not need <= set(ev.columns):
                 raise Fail(f"your event struct lacks field(s) {', '.join(sorted(need - set(ev.columns)))}.",
@@ -194,18 +194,19 @@ class KmallocFilter(Exercise):
             others = ev[ev["pid"] != tp]
             if len(others):
                 if (ev["pid"] == 0).all():
-                    raise Fail("every event has pid 0.", "fill in e->pid with the process id.")
+                    raise Fail("every event has pid 0.", "the event's pid is never filled in.")
                 pids = sorted(set(others["pid"].tolist()))[:5]
                 raise Fail(f"{len(others):,} of {len(ev):,} events came from other processes (pids {pids}...), "
                            f"not only from TARGET_PID={tp}.",
-                           "return early unless `bpf_get_current_pid_tgid() >> 32 == TARGET_PID`.")
+                           "return early unless the current process id equals TARGET_PID (the process id is "
+                           "the upper half of bpf_get_current_pid_tgid(), the thread id the lower).")
         mine = ev[ev["pid"] == tp] if g.ok("fires") else ev
         @g.step("threshold", needs=["fires"])
         def _():
             if (mine["bytes_req"] > mine["bytes_alloc"]).any():
                 raise Fail("some events have bytes_req > bytes_alloc, but an allocator never hands out less than "
                            "was asked for: bytes_req and bytes_alloc look swapped.",
-                           "e->bytes_req = args->bytes_req; e->bytes_alloc = args->bytes_alloc;")
+                           "look at which tracepoint field goes into which event field.")
             small = mine[mine["bytes_alloc"] < self.MIN_BYTES]
             if len(small):
                 raise Fail(f"{len(small):,} events have bytes_alloc below MIN_BYTES={self.MIN_BYTES} "
@@ -232,17 +233,18 @@ class KmallocFilter(Exercise):
         def _():
             a, r = int(mine["bytes_alloc"].sum()), int(mine["bytes_req"].sum())
             if a == t["ge_req_sum"] and r == t["ge_alloc_sum"] and a != r:
-                raise Fail("bytes_req and bytes_alloc are swapped.", "e->bytes_req = args->bytes_req; e->bytes_alloc = args->bytes_alloc.")
+                raise Fail("bytes_req and bytes_alloc are swapped.", "look at which tracepoint field goes into which event field.")
             if a != t["ge_alloc_sum"]:
                 raise Fail(f"the bytes_alloc of your events add up to {a:,}; the kernel handed out {t['ge_alloc_sum']:,}.",
-                           "copy args->bytes_alloc into e->bytes_alloc.")
+                           "bytes_alloc must be what the tracepoint says the allocator handed out.")
             if r != t["ge_req_sum"]:
                 raise Fail(f"the bytes_req of your events add up to {r:,}; the callers asked for {t['ge_req_sum']:,}.",
-                           "copy args->bytes_req into e->bytes_req.")
+                           "bytes_req must be what the tracepoint says the caller asked for.")
             comms = set(mine["comm"].tolist())
             if comms != {"ebl-ex-alloc"}:
                 raise Fail(f"comm should be the process name 'ebl-ex-alloc', got {sorted(comms)[:3]}.",
-                           "bpf_get_current_comm(&e->comm, sizeof(e->comm));")
+                           "comm is the name of the process running the hook: a bpf_get_current_... helper fills a "
+                           "char buffer with it.")
 
 
 class KmallocPerPid(Exercise):
@@ -298,23 +300,25 @@ class KmallocPerPid(Exercise):
         def _():
             if not items:
                 raise Fail("bytes_by_pid stayed empty while the workload allocated.",
-                           "add to the map in on_kmalloc: bytes_by_pid.increment(pid, args->bytes_alloc);")
+                           "in on_kmalloc, add each allocation's size to its process's entry (which BCC map "
+                           "method adds an amount to an entry?).")
         @g.step("target-total", needs=["fires"])
         def _():
             want = t[st.target]
             got = items.get(st.target)
             if got is None:
                 raise Fail(f"the map has no entry for the workload's pid {st.target} (it has {len(items)} entries).",
-                           "key the map by process id: u32 pid = bpf_get_current_pid_tgid() >> 32;")
+                           "key the map by process id (the upper half of bpf_get_current_pid_tgid()), not by "
+                           "thread id or anything else.")
             if got != want["alloc_sum"]:
                 msg = f"for pid {st.target} your map holds {got:,}; the kernel handed out {want['alloc_sum']:,} bytes."
                 if got == want["req_sum"]:
                     raise Fail(msg, "you added bytes_req (what was asked); count bytes_alloc (what was handed out).")
                 if got == want["calls"]:
-                    raise Fail(msg, "you counted allocations (+1 each); add the size: increment(pid, args->bytes_alloc).")
+                    raise Fail(msg, "you counted allocations (+1 each); the exercise adds up their sizes.")
                 if got <= want["max_alloc"]:
                     raise Fail(msg, "the map holds a single allocation: update() replaces the value; add to it "
-                                    "with increment(pid, amount) or __sync_fetch_and_add().")
+                                    "with the map method that adds an amount, or an atomic add on the looked-up value.")
                 raise Fail(msg, "add args->bytes_alloc of every allocation to the process's entry.")
         @g.step("every-process", needs=["target-total"])
         def _():
