@@ -8,6 +8,7 @@ cannot silently turn into right answers when a solution is reworded.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Tuple
 
 
@@ -40,7 +41,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("update-replaces", "target-total", "replaces", bpf=(("bytes_by_pid.increment(pid, args->bytes_alloc);",
                                                                   "u64 v = args->bytes_alloc;\n    bytes_by_pid.update(&pid, &v);"),)),
         Wrong("pinned-map", "clean", "BPF_TABLE_PINNED", bpf=(("BPF_HASH(bytes_by_pid, u32, u64, 10240);",
-                                                               'BPF_TABLE_PINNED("hash", u32, u64, bytes_by_pid, 10240, "/sys/fs/bpf/ebl-ex-pinned");'),)),
+                                                               f'BPF_TABLE_PINNED("hash", u32, u64, bytes_by_pid, 10240, "/sys/fs/bpf/ebl-ex-pinned-{os.getpid()}");'),)),
         Wrong("u32-values", "map", "u32, u64", bpf=(("BPF_HASH(bytes_by_pid, u32, u64, 10240)", "BPF_HASH(bytes_by_pid, u32, u32, 10240)"),)),
         Wrong("ascending", "py-top", "increasing", py=(("top_allocators", "ascending=[False, True]", "ascending=[True, True]"),)),
         Wrong("share-of-top", "py-share", "before taking the top n",
