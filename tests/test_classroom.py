@@ -179,3 +179,26 @@ def test_real_nbgrader_scores_equal_ebpf_lab_grade(tmp_path, no_bpf_leak):
             assert cells[who][f"check-{eid}-{c}"] == mine.loc[c, "points"], (who, c)
     assert cells["dave"][f"check-{eid}-complete"] == 0
     assert (lab_df["percent"] <= 100).all() and lab_df.loc["alice", "percent"] == 100.0
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.netns
+@pytest.mark.tc
+def test_a_literal_equal_to_the_drawn_limit_is_caught_at_a_second_value(monkeypatch, no_bpf_leak):
+    """Even a learner who guessed this run's LIMIT exactly loses 'boundary': the program runs at two values."""
+    from ebpf_lab.exercises.net import limit_draw
+
+    monkeypatch.setenv("EBPF_LAB_GRADE_SEED", "13")
+    first = limit_draw()
+    eid = "tc-drop-big-icmp"
+    ex = get_exercise(eid)
+    ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    assert "skb->len >= LIMIT" in ref.bpf
+    rep = ex.run(Submission(ref.bpf.replace("skb->len >= LIMIT", f"skb->len >= {first}"), {}, "a literal"))
+    res = {r.check: r for r in rep.results}
+    assert res["big-dropped"].status == "pass", rep.text()  # right at the first value...
+    assert res["boundary"].status == "fail", rep.text()     # ...caught at the second
+    assert f"LIMIT was {first}, then" in res["boundary"].hint and "never a number" in res["boundary"].hint
+    assert rep.points[0] < rep.points[1]
+    assert res["clean"].status == "pass"

@@ -326,10 +326,40 @@ class _DropBigIcmp(_NetExercise):
         t = w.send(*self.frames(), tcp_payloads=self.tcp_payloads())
         g.data["traffic"] = t.frame()
         self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
+        self._round = (w, p, hooks)
         return p, t
+
+    def boundary_at_another_limit(self, g: Grader) -> None:
+        """Run the learner's program again at a second LIMIT drawn in the same run: only LIMIT-1 / LIMIT.
+
+        A number written in place of LIMIT can match one draw; it cannot match two different ones.
+        """
+        if not g.ok("boundary"):
+            return
+        w, p, hooks = self._round
+        first = self.LIMIT
+        p.detach()  # one program per hook at a time
+        second = limit_draw(exclude=(400, first))
+        g.facts["LIMIT"] = [first, second]
+        p2 = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={second}"])
+        if p2 is None:  # compiles / loads now say why
+            g.record("boundary", "fail", f"compiled again with -DLIMIT={second} (a second value drawn in this run), "
+                     "your program no longer loads.", "use LIMIT only as a number in comparisons.")
+            return
+        got = {f: w.net.ping(f - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.8)["received"]
+               for f in (second - 1, second)}
+        drawn = (f"LIMIT was {first}, then {second}: the grader draws it afresh, so compare with the name LIMIT, "
+                 "never a number.")
+        if got[second]:
+            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of exactly {second} bytes (frame) got "
+                     "through.", drawn)
+        elif got[second - 1] == 0:
+            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of {second - 1} bytes (frame) was "
+                     "dropped.", drawn)
 
     def grade(self, g: Grader) -> None:
         self.send_around_limit(g, [self.attach_to])
+        self.boundary_at_another_limit(g)
 
 
 class TcDropBigIcmp(_DropBigIcmp):
@@ -559,3 +589,4 @@ class XdpThenTc(_DropBigIcmp):
                                    "first), not at TC, and count at TC only.")
         else:
             g.record("tc-sees-survivors", "skip", "not checked: 'boundary' has to pass first")
+        self.boundary_at_another_limit(g)  # last: it replaces the programs whose maps were read above
