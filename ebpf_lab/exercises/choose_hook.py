@@ -10,6 +10,7 @@ calls, and checks that the hook fired exactly once per call.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import re
@@ -43,6 +44,12 @@ class ChooseHook(Exercise):
         "once-per-call": "it fires exactly once per chdir() call, and for no other call",
         "clean": "nothing is left in the kernel afterwards",
     }
+
+    def run(self, sub, *, force_hook=None):  # type: ignore[no-untyped-def]
+        # the released cell still raises NotImplementedError: no HOOK yet is an empty answer, with the search hint
+        if sub.bpf is None and sub.problems and all(f"assign {self.bpf_var}" in p for p in sub.problems):
+            sub = dataclasses.replace(sub, bpf="", problems=[])
+        return super().run(sub, force_hook=force_hook)
 
     def grade(self, g: Grader) -> None:
         answer = (g.sub.bpf or "").strip()
