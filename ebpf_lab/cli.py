@@ -166,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load_extra_commands() -> None:
-    for mod in ("ebpf_lab.grading",):
+    for mod in ("ebpf_lab.grading", "ebpf_lab.classroom"):
         try:
             __import__(mod)
         except ImportError:

@@ -71,17 +71,22 @@ def exercises() -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------ check
-def check(exercise_id: str, answer: Union[str, Mapping[str, Any], None] = None, *,
-          force_hook: Optional[str] = None) -> Report:
+def check(exercise_id: str, answer: Union[str, Mapping[str, Any], None] = None, only: Optional[str] = None, *,
+          force_hook: Optional[str] = None) -> Optional[Report]:
     """Grade one answer: ``answer`` is a notebook path, or a notebook's ``globals()``.
 
-    Returns a :class:`Report` (shown as a table in Jupyter; ``str()`` for text).
-    Never raises for the learner's faults: every failure is a check with a hint.
+    With a path: returns a :class:`Report` (``str()`` for text); never raises for the learner's
+    faults: every failure is a check with a hint.
+    With ``globals()`` (a graded notebook cell): shows the report, then raises
+    :class:`ebpf_lab.classroom.ChecksFailed` with the first failure's hint unless every check passed
+    (or, given ``only``, unless that check earned its points): nbgrader gives a cell its points only
+    when it runs without error. See :func:`ebpf_lab.classroom.notebook_check`.
     """
     ex = get_exercise(exercise_id)
     if answer is None or isinstance(answer, Mapping):
-        ns = dict(answer or {})
-        sub = submission_from_namespace(ns, ex)
+        from .classroom import notebook_check
+
+        return notebook_check(exercise_id, dict(answer or {}), only, force_hook=force_hook)
     else:
         sub = submission_from_notebook(os.fspath(answer), ex)
     return ex.run(sub, force_hook=force_hook)
@@ -95,8 +100,9 @@ def learner_name(path: str) -> str:
 
 
 def report_to_dict(rep: Report) -> Dict[str, Any]:
+    pts, out_of = rep.points
     return {"exercise": rep.exercise, "origin": rep.origin, "hook_path": rep.hook_path, "seconds": rep.seconds,
-            "results": [dataclasses.asdict(r) for r in rep.results]}
+            "points": pts, "max_points": out_of, "results": [dataclasses.asdict(r) for r in rep.results]}
 
 
 def report_from_dict(d: Dict[str, Any]) -> Report:
@@ -125,8 +131,12 @@ def check_isolated(exercise_id: str, path: str) -> Report:
 
 
 def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress: bool = False,
-          isolate: bool = True) -> pd.DataFrame:
+          isolate: bool = True, checks_csv: Optional[str] = None) -> pd.DataFrame:
     """Grade every notebook under ``folder``: a DataFrame learner x check ('pass'/'fail'/'skip'), plus score.
+
+    Columns ``points``, ``max_points`` and ``percent`` are the marks (see
+    :mod:`ebpf_lab.exercises._scoring`); ``df.attrs["checks"]`` is the long table, one row per
+    learner and check (status, points earned and possible, message, hint), written to ``checks_csv``.
 
     Each notebook is graded in its own child process (``isolate``), so that one cannot disturb the next.
 
@@ -149,26 +159,35 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
                 found[sub] = pick[0]
     if not found:
         raise LabParameterError(f"grading {folder}: no notebooks (*.ipynb) found")
-    rows = []
+    from .classroom import check_rows, points_of
+
+    rows: List[Dict[str, Any]] = []
+    long_rows: List[Dict[str, Any]] = []
     for learner, path in found.items():
         rep = check_isolated(exercise_id, path) if isolate else check(exercise_id, path)
         if progress:
             ok, n = rep.score
-            print(f"{learner:<24} {ok}/{n}", file=sys.stderr)
+            pts, out_of = rep.points
+            print(f"{learner:<24} {ok}/{n} checks, {pts}/{out_of} points", file=sys.stderr)
         row: Dict[str, Any] = {"learner": learner}
         row.update({r.check: r.status for r in rep.results})
         ok, n = rep.score
         row["score"] = ok
         row["out_of"] = n
         row["passed"] = rep.passed
+        row.update(points_of(rep))
+        long_rows += [{"learner": learner, **r} for r in check_rows(rep)]
         row["first_problem"] = next((f"{r.check}: {r.message.splitlines()[0] if r.message else ''}"
                                      for r in rep.results if r.status == FAIL), "")
         row["notebook"] = path
         rows.append(row)
     df = pd.DataFrame(rows).set_index("learner")
     df.attrs["exercise"] = exercise_id
+    df.attrs["checks"] = pd.DataFrame(long_rows)
     if csv:
         df.to_csv(csv)
+    if checks_csv:
+        df.attrs["checks"].to_csv(checks_csv, index=False)
     return df
 
 
@@ -327,20 +346,22 @@ def _cfg_grade(p: argparse.ArgumentParser) -> None:
     p.description = "grade a folder of submitted notebooks: a table learner x check, and a CSV"
     p.add_argument("folder", help="folder of notebooks (FOLDER/*.ipynb or FOLDER/<learner>/...ipynb)")
     p.add_argument("--exercise", required=True, help="exercise id")
-    p.add_argument("--csv", help="write the table to this CSV file")
+    p.add_argument("--csv", help="write the table (one row per learner: checks, points, percent) to this CSV file")
+    p.add_argument("--checks-csv", help="write one row per learner and check (status, points, message, hint) here")
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
-    df = grade(args.folder, args.exercise, csv=args.csv, progress=True)
+    df = grade(args.folder, args.exercise, csv=args.csv, progress=True, checks_csv=args.checks_csv)
     checks = [c for c in get_exercise(args.exercise).CHECKS]
-    short = df[checks + ["score", "out_of"]].replace({PASS: "ok", FAIL: "FAIL", SKIP: "-"})
+    short = df[checks + ["points", "max_points", "percent"]].replace({PASS: "ok", FAIL: "FAIL", SKIP: "-"})
     import pandas as _pd
 
     with _pd.option_context("display.width", 200, "display.max_columns", 40):
         print(short.to_string())
     print(f"{int(df['passed'].sum())}/{len(df)} learners passed every check")
-    if args.csv:
-        print(f"wrote {args.csv}")
+    for out in (args.csv, args.checks_csv):
+        if out:
+            print(f"wrote {out}")
     return 0
 
 

@@ -115,6 +115,13 @@ class Report:
     def score(self) -> Tuple[int, int]:
         return sum(r.passed for r in self.results), len(self.results)
 
+    @property
+    def points(self) -> Tuple[int, int]:
+        """(points earned, points possible): see :mod:`ebpf_lab.exercises._scoring` (gates earn none)."""
+        from ._scoring import report_points
+
+        return report_points(self)
+
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame([dataclasses.asdict(r) for r in self.results],
                             columns=["check", "title", "status", "message", "hint"])
@@ -131,7 +138,8 @@ class Report:
                     for i, ln in enumerate(r.hint.splitlines()):
                         lines.append(f"          {'hint: ' if i == 0 else '      '}{ln}")
         ok, n = self.score
-        lines.append(f"{ok}/{n} checks passed" + (" — well done!" if self.passed else ""))
+        pts, out_of = self.points
+        lines.append(f"{ok}/{n} checks passed, {pts}/{out_of} points" + (" — well done!" if self.passed else ""))
         if self.data:
             lines.append(f"what your code produced: .data[{', '.join(map(repr, self.data))}]")
         return "\n".join(lines)
@@ -151,7 +159,9 @@ class Report:
                         f"<td><code>{html.escape(r.check)}</code></td><td>{html.escape(r.title)}</td>"
                         f"<td style='text-align:left'>{detail if r.status != PASS else ''}</td></tr>")
         ok, n = self.score
-        head = f"<b>{html.escape(self.exercise)}</b>: {ok}/{n} checks passed" + (" — well done!" if self.passed else "")
+        pts, out_of = self.points
+        head = (f"<b>{html.escape(self.exercise)}</b>: {ok}/{n} checks passed, {pts}/{out_of} points"
+                + (" — well done!" if self.passed else ""))
         if self.hook_path:
             head += f" <small>({html.escape(self.hook_path)})</small>"
         foot = ""

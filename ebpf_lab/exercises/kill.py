@@ -113,7 +113,7 @@ class KillToPid(_KillExercise):
             bad = ev[ev["target_pid"] != w.a]
             if len(bad):
                 if (ev["target_pid"] == 0).all():
-                    raise Fail("target_pid is 0 in every event.", "fill in e->target_pid = target_pid.")
+                    raise Fail("target_pid is 0 in every event.", "the event's target_pid is never filled in: the hook's argument holds it.")
                 raise Fail(f"{len(bad)} of {len(ev)} events are kill()s aimed at other pids "
                            f"({sorted(set(bad['target_pid'].tolist()))[:4]}), not at TARGET_PID={w.a}.",
                            "return early unless target_pid == TARGET_PID.")
@@ -132,18 +132,21 @@ class KillToPid(_KillExercise):
         def _():
             senders = set(mine["sender_pid"].tolist())
             if senders != {w.sender.pid}:
-                hint = ("sender_pid should be the caller's process id (bpf_get_current_pid_tgid() >> 32), "
-                        "not the target.") if senders == {w.a} else "e->sender_pid = bpf_get_current_pid_tgid() >> 32;"
+                hint = ("sender_pid should be the caller's process id, not the target: the process that runs "
+                        "the hook is the sender.") if senders == {w.a} else (
+                    "the sender is the process running the hook: a helper returns its ids, the process id in "
+                    "one half of the 64-bit result.")
                 raise Fail(f"sender_pid is {sorted(senders)[:3]}; the sender's pid was {w.sender.pid}.", hint)
             got = collections.Counter(mine["sig"].tolist())
             exp = collections.Counter({s: n for t, s, n in w.plan if t == w.a})
             if got != exp:
                 raise Fail(f"the signals reported are {dict(got)}; the workload sent {dict(exp)}.",
-                           "e->sig = sig;")
+                           "the event's sig must be the signal each call sent (the hook's argument), not a constant.")
             comms = set(mine["comm"].tolist())
             if comms != {"ebl-ex-killer"}:
                 raise Fail(f"comm should be the sender's name 'ebl-ex-killer', got {sorted(comms)[:3]}.",
-                           "bpf_get_current_comm(&e->comm, sizeof(e->comm));")
+                           "comm is the name of the process running the hook: a bpf_get_current_... helper fills a "
+                           "char buffer with it.")
 
 
 class KillSignalCounts(_KillExercise):
@@ -192,7 +195,8 @@ class KillSignalCounts(_KillExercise):
         def _():
             if not items:
                 raise Fail(f"counts stayed empty while the workload called kill() {sum(n for _, _, n in w.plan)} times.",
-                           "fill a struct sig_key from the arguments and counts.increment(key);")
+                           "on every call: fill a struct sig_key from the hook's arguments, then add one to that "
+                           "key's entry (the lesson shows the BCC map method that does it in one call).")
 
         @g.step("counts", needs=["fires"])
         def _():
@@ -207,13 +211,14 @@ class KillSignalCounts(_KillExercise):
                 if all(items.get(kk) == n for kk, n in swapped.items()):
                     raise Fail(msg, "target and sig are swapped in the key.")
                 if all(items.get(kk) == 1 for kk in exp):
-                    raise Fail(msg, "every pair holds 1: update() replaces; use counts.increment(key) to add one.")
+                    raise Fail(msg, "every pair holds 1: update() replaces the value; use the map method that "
+                                    "adds to an entry instead.")
                 per_target = collections.Counter()
                 for (t, _), n in exp.items():
                     per_target[t] += n
                 if all(items.get((t, 0)) == n for t, n in per_target.items()):
                     raise Fail(msg, "all signals of a target land in one entry: the signal is missing from "
-                                    "your key (key.sig = sig;).")
+                                    "your key: set both of its fields.")
                 raise Fail(msg, "one map entry per (target, sig) pair, incremented on every call; "
                                 "initialise the key with = {} first.")
 

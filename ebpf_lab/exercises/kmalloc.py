@@ -7,14 +7,17 @@ their pids are known before the programs are compiled.
 """
 from __future__ import annotations
 
+import os
+import random
 import subprocess
-from typing import Dict, List
+from typing import Any, Dict, List, Sequence
 
 import pandas as pd
 
 from .._workloads import binary
 from ..engine import Hook
-from ._base import Exercise, Fail, Grader, Stop
+from ..errors import LabError
+from ._base import FAIL, Exercise, Fail, Grader, Stop
 from ._workload import Paused
 
 HOOK = [Hook("tracepoint", "kmem:kmalloc", "on_kmalloc")]
@@ -54,15 +57,37 @@ class Storms:
                 p.wait()
 
 
-#: allocations of a known size: writev() copies more than 8 iovecs into a kmalloc'ed array of 16 bytes each
-WRITEV_SCRIPT = (
-    "import os\n"
-    "fd = os.open('/dev/null', os.O_WRONLY)\n"
-    "for n, k in ((9, 500), (12, 300), (16, 200)):\n"
-    "    bufs = [b'x'] * n\n"
-    "    for _ in range(k):\n"
-    "        os.writev(fd, bufs)\n"
-)
+#: kmalloc size classes the threshold is drawn from, and the class below each
+MIN_CLASSES = {192: 128, 256: 192, 512: 256, 1024: 512}
+
+
+def writev_plan(min_bytes: int) -> List[tuple]:
+    """(iovecs, calls) of writev(): more than 8 iovecs are copied into a kmalloc'ed array of 16 bytes each.
+
+    Around ``min_bytes`` (a size class C, the class below P): requests of P bytes (handed out P, below
+    the threshold), of between P and C (handed out C: "requested at least" differs from "got at least"),
+    of exactly C ("at least" differs from "more than") and of 2C (well above).
+    """
+    c, p = min_bytes, MIN_CLASSES[min_bytes]
+    plan = [(p // 16, 200)] if p // 16 > 8 else []
+    return plan + [((p + c) // 32, 500), (c // 16, 300), (2 * c // 16, 200)]
+
+
+def writev_script(values: Sequence[int]) -> str:
+    plan = sorted({x for v in values for x in writev_plan(v)} | {(128, 100)})  # and 2048 bytes, whatever is drawn
+    return ("import os\n"
+            "fd = os.open('/dev/null', os.O_WRONLY)\n"
+            f"for n, k in {plan!r}:\n"
+            "    bufs = [b'x'] * n\n"
+            "    for _ in range(k):\n"
+            "        os.writev(fd, bufs)\n")
+
+
+def draw(values: Sequence[int], k: int = 2) -> List[int]:
+    """``k`` distinct parameter values for one grading run, drawn afresh (``EBPF_LAB_GRADE_SEED`` fixes them)."""
+    seed = os.environ.get("EBPF_LAB_GRADE_SEED")
+    rng = random.Random(seed) if seed else random.SystemRandom()
+    return rng.sample(list(values), k)
 
 
 def _run_storms(g: Grader, min_bytes: int) -> tuple:
@@ -81,39 +106,77 @@ class KmallocFilter(Exercise):
     lesson = "kmalloc"
     title = "Only one process, only big allocations"
     level = 1
-    #: the writev() workload allocates 144 -> 192, 192 -> 192 and 256 -> 256 bytes (requested -> handed out):
-    #: at 192, "at least", "more than" and "requested at least" give three different counts
-    MIN_BYTES = 192
+    #: the threshold is drawn afresh for each grading run from kmalloc's size classes (MIN_CLASSES), and the
+    #: learner's program is compiled and run at two of them side by side: a number written in place of
+    #: MIN_BYTES passes at one value at most. The workload allocates around both (writev_plan).
+    MIN_BYTES = 192  # the value in use while a check runs (set by grade)
     CHECKS = {
         "compiles": "your C program compiles",
         "loads": "the verifier accepts it; it attaches to kmem:kmalloc",
         "fires": "it sends events while the workload allocates",
         "only-target": "every event comes from the process TARGET_PID",
-        "threshold": "no event has bytes_alloc below MIN_BYTES",
+        "threshold": "no event has bytes_alloc below MIN_BYTES (at each value the grader draws)",
         "complete": "every allocation of TARGET_PID with bytes_alloc >= MIN_BYTES is reported, once",
         "fields": "pid, bytes_req, bytes_alloc and comm hold the right values",
         "clean": "nothing is left in the kernel afterwards",
     }
 
     def grade(self, g: Grader) -> None:
-        target = Paused(WRITEV_SCRIPT, "ebl-ex-alloc")
+        values = draw(MIN_CLASSES)
+        g.facts["MIN_BYTES"] = values
+        target = Paused(writev_script(values), "ebl-ex-alloc")
         g.stack.callback(target.stop)
         noise = Storms(noise_iterations=1000, target_iterations=0)
         g.stack.callback(noise.stop)
-        flags = [f"-DTARGET_PID={target.pid}", f"-DMIN_BYTES={self.MIN_BYTES}"]
-        p = g.build(g.sub.bpf, HOOK, flags, events_map="events")
-        if p is None:
-            raise Stop
-        truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
+        rounds = []
+        for i, mb in enumerate(values):
+            flags = [f"-DTARGET_PID={target.pid}", f"-DMIN_BYTES={mb}"]
+            if i == 0:
+                p = g.build(g.sub.bpf, HOOK, flags, events_map="events")
+                if p is None:
+                    raise Stop
+            else:
+                p = g.program(g.sub.bpf, HOOK, flags, events_map="events")
+                try:
+                    p.compile()
+                    p.load()
+                    p.attach()
+                except LabError as e:
+                    g.record("fires", FAIL, f"with -DMIN_BYTES={mb} your program no longer loads: {e}",
+                             "use MIN_BYTES only as a number in comparisons.")
+                    raise Stop
+            truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
+            rounds.append((mb, p, truth))
         noise.go(wait=False)
         target.go()
         noise.go()
-        ev = p.events()
-        g.data["events"] = ev
         tp = target.pid
-        t = _truth(truth).get(tp)
-        if t is None or t["ge_alloc"] == 0:
-            raise Fail("the workload did not allocate as expected, so nothing could be checked.", "grade again; tell your teacher if it persists.")
+        judged = []
+        for mb, p, truth in rounds:
+            ev = p.events()
+            t = _truth(truth).get(tp)
+            if t is None or t["ge_alloc"] == 0:
+                raise Fail("the workload did not allocate as expected, so nothing could be checked.",
+                           "grade again; tell your teacher if it persists.")
+            judged.append((mb, ev, t))
+        g.data["events"] = judged[0][1]
+        if len(judged) > 1:
+            g.data["events_at"] = {mb: ev for mb, ev, _ in judged}
+        same = len({len(ev[ev["pid"] == tp]) if "pid" in ev else len(ev) for _, ev, _ in judged}) == 1 and \
+            len({t["ge_alloc"] for _, _, t in judged}) > 1
+        fixed = (f"your program reported the same allocations at MIN_BYTES={values[0]} and at MIN_BYTES={values[1]}: "
+                 "compare with the name MIN_BYTES, not with a number (the grader draws its value afresh each run "
+                 "and passes it with -DMIN_BYTES=...).")
+        for i, (mb, ev, t) in enumerate(judged):
+            self.MIN_BYTES = mb
+            self._judge(g, ev, t, tp, fixed if same else "")
+            if any(r.status == FAIL for r in g.results.values()):
+                return
+            if i + 1 < len(judged):  # judged again at the next value
+                for c in ("fires", "only-target", "threshold", "complete", "fields"):
+                    g.results.pop(c, None)
+
+    def _judge(self, g: Grader, ev: Any, t: Dict[str, int], tp: int, fixed: str) -> None:
         need = {"pid", "bytes_req", "bytes_alloc", "comm"}
         @g.step("fires")
         def _():
@@ -121,7 +184,7 @@ class KmallocFilter(Exercise):
                 raise Fail(f"your program sent no event, while the workload (pid {tp}) made "
                            f"{t['ge_alloc']:,} allocations of at least {self.MIN_BYTES} bytes.",
                            "is your filter ever true? The process id is the upper half of "
-                           "bpf_get_current_pid_tgid(): `bpf_get_current_pid_tgid() >> 32`. And is "
+                           "64-bit value bpf_get_current_pid_tgid() returns. And is "
                            "ringbuf_submit() called?")
             if not need <= set(ev.columns):
                 raise Fail(f"your event struct lacks field(s) {', '.join(sorted(need - set(ev.columns)))}.",
@@ -131,29 +194,32 @@ class KmallocFilter(Exercise):
             others = ev[ev["pid"] != tp]
             if len(others):
                 if (ev["pid"] == 0).all():
-                    raise Fail("every event has pid 0.", "fill in e->pid with the process id.")
+                    raise Fail("every event has pid 0.", "the event's pid is never filled in.")
                 pids = sorted(set(others["pid"].tolist()))[:5]
                 raise Fail(f"{len(others):,} of {len(ev):,} events came from other processes (pids {pids}...), "
                            f"not only from TARGET_PID={tp}.",
-                           "return early unless `bpf_get_current_pid_tgid() >> 32 == TARGET_PID`.")
+                           "return early unless the current process id equals TARGET_PID (the process id is "
+                           "the upper half of bpf_get_current_pid_tgid(), the thread id the lower).")
         mine = ev[ev["pid"] == tp] if g.ok("fires") else ev
         @g.step("threshold", needs=["fires"])
         def _():
             if (mine["bytes_req"] > mine["bytes_alloc"]).any():
                 raise Fail("some events have bytes_req > bytes_alloc, but an allocator never hands out less than "
                            "was asked for: bytes_req and bytes_alloc look swapped.",
-                           "e->bytes_req = args->bytes_req; e->bytes_alloc = args->bytes_alloc;")
+                           "look at which tracepoint field goes into which event field.")
             small = mine[mine["bytes_alloc"] < self.MIN_BYTES]
             if len(small):
                 raise Fail(f"{len(small):,} events have bytes_alloc below MIN_BYTES={self.MIN_BYTES} "
                            f"(e.g. {int(small['bytes_alloc'].iloc[0])}).",
-                           "skip allocations with args->bytes_alloc < MIN_BYTES.")
+                           fixed or "skip allocations with args->bytes_alloc < MIN_BYTES.")
         @g.step("complete", needs=["only-target", "threshold"])
         def _():
             n = len(mine)
             if n != t["ge_alloc"]:
                 msg = (f"your program reported {n:,} allocations of pid {tp}; the workload made "
-                       f"{t['ge_alloc']:,} with bytes_alloc >= {self.MIN_BYTES}.")
+                       f"{t['ge_alloc']:,} with bytes_alloc >= MIN_BYTES={self.MIN_BYTES}.")
+                if fixed:
+                    raise Fail(msg, fixed)
                 if n == t["gt_alloc"]:
                     raise Fail(msg, f"allocations of exactly MIN_BYTES={self.MIN_BYTES} bytes are missing: the "
                                     "exercise asks for 'at least' (>=), not 'more than' (>).")
@@ -167,17 +233,18 @@ class KmallocFilter(Exercise):
         def _():
             a, r = int(mine["bytes_alloc"].sum()), int(mine["bytes_req"].sum())
             if a == t["ge_req_sum"] and r == t["ge_alloc_sum"] and a != r:
-                raise Fail("bytes_req and bytes_alloc are swapped.", "e->bytes_req = args->bytes_req; e->bytes_alloc = args->bytes_alloc.")
+                raise Fail("bytes_req and bytes_alloc are swapped.", "look at which tracepoint field goes into which event field.")
             if a != t["ge_alloc_sum"]:
                 raise Fail(f"the bytes_alloc of your events add up to {a:,}; the kernel handed out {t['ge_alloc_sum']:,}.",
-                           "copy args->bytes_alloc into e->bytes_alloc.")
+                           "bytes_alloc must be what the tracepoint says the allocator handed out.")
             if r != t["ge_req_sum"]:
                 raise Fail(f"the bytes_req of your events add up to {r:,}; the callers asked for {t['ge_req_sum']:,}.",
-                           "copy args->bytes_req into e->bytes_req.")
+                           "bytes_req must be what the tracepoint says the caller asked for.")
             comms = set(mine["comm"].tolist())
             if comms != {"ebl-ex-alloc"}:
                 raise Fail(f"comm should be the process name 'ebl-ex-alloc', got {sorted(comms)[:3]}.",
-                           "bpf_get_current_comm(&e->comm, sizeof(e->comm));")
+                           "comm is the name of the process running the hook: a bpf_get_current_... helper fills a "
+                           "char buffer with it.")
 
 
 class KmallocPerPid(Exercise):
@@ -233,23 +300,25 @@ class KmallocPerPid(Exercise):
         def _():
             if not items:
                 raise Fail("bytes_by_pid stayed empty while the workload allocated.",
-                           "add to the map in on_kmalloc: bytes_by_pid.increment(pid, args->bytes_alloc);")
+                           "in on_kmalloc, add each allocation's size to its process's entry (which BCC map "
+                           "method adds an amount to an entry?).")
         @g.step("target-total", needs=["fires"])
         def _():
             want = t[st.target]
             got = items.get(st.target)
             if got is None:
                 raise Fail(f"the map has no entry for the workload's pid {st.target} (it has {len(items)} entries).",
-                           "key the map by process id: u32 pid = bpf_get_current_pid_tgid() >> 32;")
+                           "key the map by process id (the upper half of bpf_get_current_pid_tgid()), not by "
+                           "thread id or anything else.")
             if got != want["alloc_sum"]:
                 msg = f"for pid {st.target} your map holds {got:,}; the kernel handed out {want['alloc_sum']:,} bytes."
                 if got == want["req_sum"]:
                     raise Fail(msg, "you added bytes_req (what was asked); count bytes_alloc (what was handed out).")
                 if got == want["calls"]:
-                    raise Fail(msg, "you counted allocations (+1 each); add the size: increment(pid, args->bytes_alloc).")
+                    raise Fail(msg, "you counted allocations (+1 each); the exercise adds up their sizes.")
                 if got <= want["max_alloc"]:
                     raise Fail(msg, "the map holds a single allocation: update() replaces the value; add to it "
-                                    "with increment(pid, amount) or __sync_fetch_and_add().")
+                                    "with the map method that adds an amount, or an atomic add on the looked-up value.")
                 raise Fail(msg, "add args->bytes_alloc of every allocation to the process's entry.")
         @g.step("every-process", needs=["target-total"])
         def _():

@@ -60,6 +60,52 @@ for _ in range(3):
 '''
 
 
+_TCP_RECEIVER = r'''
+import socket, sys
+srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("0.0.0.0", int(sys.argv[1])))
+srv.listen(1)
+srv.settimeout(float(sys.argv[2]))
+print("ready", flush=True)
+got = 0
+try:
+    c, _ = srv.accept()
+    c.settimeout(float(sys.argv[2]))  # idle time after which nothing more is expected
+    while True:
+        data = c.recv(65536)
+        if not data:
+            break
+        got += len(data)
+except OSError:
+    pass
+print(got, flush=True)
+'''
+
+_TCP_SENDER = r'''
+import json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for size in json.loads(sys.argv[3]):  # one segment each: sent apart, with TCP_NODELAY
+    s.sendall(b"t" * size)
+    time.sleep(0.02)
+s.shutdown(socket.SHUT_WR)
+'''
+
+
+def limit_draw(exclude: Sequence[int] = (400,)) -> int:
+    """LIMIT for one grading run, drawn afresh (``EBPF_LAB_GRADE_SEED`` fixes it); never the notebook's old 400."""
+    import os
+    import random
+
+    seed = os.environ.get("EBPF_LAB_GRADE_SEED")
+    rng = random.Random(seed) if seed else random.SystemRandom()
+    while True:
+        v = rng.randrange(200, 1100)
+        if v not in exclude:
+            return v
+
+
 @dataclasses.dataclass
 class Traffic:
     """What was sent and what arrived."""
@@ -67,6 +113,9 @@ class Traffic:
     pings: List[Dict[str, int]]            # payload, frame, sent, received
     udp_sent: Dict[int, int]               # payload -> datagrams sent
     udp_got: Dict[int, int]                # payload -> datagrams received
+    tcp_sent: int = 0                      # bytes sent over one TCP connection (segments of chosen sizes)
+    tcp_got: int = 0                       # bytes that arrived
+    tcp_sizes: Tuple[int, ...] = ()        # TCP payload sizes sent
 
     def ping(self, frame: int) -> Dict[str, int]:
         return next(p for p in self.pings if p["frame"] == frame)
@@ -77,6 +126,9 @@ class Traffic:
                 for p in self.pings]
         rows += [{"kind": "UDP", "frame_bytes": s + ETH_IP_UDP, "sent": n, "arrived": self.udp_got.get(s, 0)}
                  for s, n in self.udp_sent.items()]
+        if self.tcp_sizes:
+            rows.append({"kind": f"TCP payload bytes (segments of {', '.join(map(str, self.tcp_sizes))})",
+                         "frame_bytes": None, "sent": self.tcp_sent, "arrived": self.tcp_got})
         return pd.DataFrame(rows)
 
 
@@ -94,7 +146,26 @@ class NetWorkload:
     def close(self) -> None:
         self.net.close()
 
-    def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3) -> Traffic:
+    def send_tcp(self, payloads: Sequence[int], port: int = UDP_PORT + 1) -> int:
+        """One TCP connection from snd to rcv carrying segments of ``payloads`` bytes; bytes that arrived."""
+        net = self.net
+        recv = net.popen("rcv", [sys.executable, "-c", _TCP_RECEIVER, str(port), "3.0"], stdout=subprocess.PIPE,
+                         stderr=subprocess.DEVNULL, text=True)
+        try:
+            if recv.stdout.readline().strip() != "ready":
+                raise Fail("the grader's TCP receiver did not start.", "grade again; tell your teacher if it persists.")
+            net.run("snd", [sys.executable, "-c", _TCP_SENDER, net.addr["rcv"], str(port), json.dumps(list(payloads))],
+                    timeout=30)
+            out, _ = recv.communicate(timeout=15)
+        finally:
+            if recv.poll() is None:
+                recv.kill()
+                recv.wait()
+        lines = out.strip().splitlines()
+        return int(lines[-1]) if lines and lines[-1].isdigit() else 0
+
+    def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3,
+             tcp_payloads: Sequence[int] = ()) -> Traffic:
         net = self.net
         recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
@@ -114,7 +185,12 @@ class NetWorkload:
                 recv.kill()
                 recv.wait()
         got = {int(k): int(v) for k, v in json.loads(out.strip().splitlines()[-1] or "{}").items()} if out.strip() else {}
-        return Traffic(pings, {s: n for s, n in plan}, got)
+        t = Traffic(pings, {s: n for s, n in plan}, got)
+        if tcp_payloads:
+            t.tcp_sizes = tuple(tcp_payloads)
+            t.tcp_sent = sum(tcp_payloads)
+            t.tcp_got = self.send_tcp(tcp_payloads)
+        return t
 
 
 def _on_net(hooks: List[Hook], net: Any) -> List[Hook]:
@@ -130,8 +206,11 @@ def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook],
 
 class _NetExercise(Exercise):
     needs = ("netns", "tc")
+    #: drawn afresh for each grading run (limit_draw), passed as -DLIMIT=...: a number in its place fails
     LIMIT = 400
     hook = "tc"
+    #: send TCP too (the drop exercises: "not UDP" is not "ICMP")
+    tcp = False
 
     def hook_variants(self) -> List[str]:
         return [self.hook]
@@ -139,12 +218,21 @@ class _NetExercise(Exercise):
     def frames(self) -> Tuple[List[int], List[int]]:
         """Ping frame sizes and UDP frame sizes around LIMIT."""
         L = self.LIMIT
+        if self.tcp:  # UDP of every size around LIMIT, next to ICMP
+            return [L - 100, L - 1, L, L + 300], [L - 100, L - 1, L, L + 300]
         return [L - 100, L - 1, L, L + 300], [L - 100, L + 300]
+
+    def tcp_payloads(self) -> List[int]:
+        """TCP payloads in frames below, at and well above LIMIT (66 bytes of headers with timestamps)."""
+        L = self.LIMIT
+        return [max(1, L - 100 - 66), L, min(L + 300, 1400)] if self.tcp else []
 
     def check_drop_rule(self, g: Grader, t: Traffic, *, verdict: str, shot: str) -> None:
         """The checks of 'drop ICMP frames of LIMIT bytes or more; pass everything else'."""
         L = self.LIMIT
         small, below, at, big = (t.ping(f) for f in self.frames()[0])
+        drawn = (f"LIMIT was {L} in this run: the grader draws it afresh each time, so compare with the name "
+                 "LIMIT, never a number.")
 
         @g.step("small-pass", needs=["loads"])
         def _():
@@ -154,7 +242,7 @@ class _NetExercise(Exercise):
                                f"frames that are not IPv4 (ARP!) must pass, or hosts cannot even find each "
                                f"other: return {verdict} for them. Drop only ICMP frames of LIMIT bytes or more.")
                 raise Fail(f"a small ping ({small['frame']}-byte frames) got no reply.",
-                           f"only frames of at least LIMIT={L} bytes are dropped.")
+                           f"only frames of at least LIMIT bytes are dropped. {drawn}")
 
         @g.step("big-dropped", needs=["small-pass"])
         def _():
@@ -168,10 +256,11 @@ class _NetExercise(Exercise):
             if at["received"]:
                 raise Fail(f"a ping of exactly LIMIT={L} bytes (frame) got through.",
                            "'LIMIT bytes or more' is >=, not >. The length counts the whole frame: 14 (Ethernet) "
-                           "+ 20 (IPv4) + 8 (ICMP) + the payload.")
+                           f"+ 20 (IPv4) + 8 (ICMP) + the payload. {drawn}")
             if below["received"] == 0:
                 raise Fail(f"a ping of LIMIT-1={L - 1} bytes (frame) was dropped.",
-                           "frames shorter than LIMIT pass; is the length the whole frame (Ethernet header included)?")
+                           "frames shorter than LIMIT pass; is the length the whole frame (Ethernet header "
+                           f"included)? {drawn}")
 
         @g.step("udp-pass", needs=["small-pass"])
         def _():
@@ -179,7 +268,16 @@ class _NetExercise(Exercise):
             if lost:
                 frame = max(lost)
                 raise Fail(f"UDP datagrams in {frame}-byte frames were lost ({lost[frame]} of {t.udp_sent[frame - ETH_IP_UDP]}).",
-                           "the rule is for ICMP only: check ip->protocol == IPPROTO_ICMP before dropping.")
+                           "the rule is for ICMP only: which protocol field says so, and what must it equal?")
+
+        if "tcp-pass" in self.CHECKS:
+            @g.step("tcp-pass", needs=["small-pass"])
+            def _():
+                if t.tcp_got < t.tcp_sent:
+                    raise Fail(f"a TCP connection sent {t.tcp_sent} bytes in segments of {', '.join(map(str, t.tcp_sizes))} "
+                               f"bytes; {t.tcp_got} arrived.",
+                               "TCP is neither ICMP nor UDP: a rule written as 'not UDP' drops it too. Drop only "
+                               "when the protocol IS ICMP.")
 
 
 def drop_rule_checks(loads: str, *extra: Tuple[str, str], programs: str = "program") -> Dict[str, str]:
@@ -191,6 +289,7 @@ def drop_rule_checks(loads: str, *extra: Tuple[str, str], programs: str = "progr
         "big-dropped": "pings in frames of LIMIT bytes or more are dropped",
         "boundary": "exactly LIMIT bytes is dropped, LIMIT-1 passes",
         "udp-pass": "UDP of any size gets through",
+        "tcp-pass": "TCP segments of any size get through",
         **dict(extra),
         "clean": f"the lab network and your {programs} are gone afterwards",
     }
@@ -202,19 +301,53 @@ class _DropBigIcmp(_NetExercise):
     verdict: str
     shot: str
 
+    tcp = True
+
     def send_around_limit(self, g: Grader, hooks: List[Hook]) -> Tuple[Any, Traffic]:
-        """Build and attach the learner's program(s), then send the frames around LIMIT."""
+        """Build and attach the learner's program(s), then send the frames around LIMIT (drawn afresh)."""
+        self.LIMIT = limit_draw()
+        g.facts["LIMIT"] = self.LIMIT
         w = NetWorkload(g)
         p = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={self.LIMIT}"])
         if p is None:
             raise Stop
-        t = w.send(*self.frames())
+        t = w.send(*self.frames(), tcp_payloads=self.tcp_payloads())
         g.data["traffic"] = t.frame()
         self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
+        self._round = (w, p, hooks)
         return p, t
+
+    def boundary_at_another_limit(self, g: Grader) -> None:
+        """Run the learner's program again at a second LIMIT drawn in the same run: only LIMIT-1 / LIMIT.
+
+        A number written in place of LIMIT can match one draw; it cannot match two different ones.
+        """
+        if not g.ok("boundary"):
+            return
+        w, p, hooks = self._round
+        first = self.LIMIT
+        p.detach()  # one program per hook at a time
+        second = limit_draw(exclude=(400, first))
+        g.facts["LIMIT"] = [first, second]
+        p2 = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={second}"])
+        if p2 is None:  # compiles / loads now say why
+            g.record("boundary", "fail", f"compiled again with -DLIMIT={second} (a second value drawn in this run), "
+                     "your program no longer loads.", "use LIMIT only as a number in comparisons.")
+            return
+        got = {f: w.net.ping(f - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.8)["received"]
+               for f in (second - 1, second)}
+        drawn = (f"LIMIT was {first}, then {second}: the grader draws it afresh, so compare with the name LIMIT, "
+                 "never a number.")
+        if got[second]:
+            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of exactly {second} bytes (frame) got "
+                     "through.", drawn)
+        elif got[second - 1] == 0:
+            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of {second - 1} bytes (frame) was "
+                     "dropped.", drawn)
 
     def grade(self, g: Grader) -> None:
         self.send_around_limit(g, [self.attach_to])
+        self.boundary_at_another_limit(g)
 
 
 class TcDropBigIcmp(_DropBigIcmp):
@@ -240,6 +373,33 @@ class XdpDropBigIcmp(_DropBigIcmp):
 
 
 PROTO_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP"}
+XDP_DROP, XDP_PASS = 1, 2
+XDP_NAMES = {0: "XDP_ABORTED", 1: "XDP_DROP", 2: "XDP_PASS", 3: "XDP_TX", 4: "XDP_REDIRECT"}
+
+
+def frame(length: int, proto: int) -> bytes:
+    """An Ethernet + IPv4 frame of ``length`` bytes carrying protocol ``proto`` (ICMP echo or UDP header)."""
+    import struct
+
+    ip_len = length - 14
+    eth = bytes.fromhex("02eb00000002") + bytes.fromhex("02eb00000001") + struct.pack("!H", 0x0800)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 1, 0x4000, 64, proto, 0,
+                     bytes([10, 199, 0, 1]), bytes([10, 199, 0, 2]))
+    l4 = struct.pack("!BBHHH", 8, 0, 0, 1, 1) if proto == 1 else struct.pack("!HHHH", 40000, UDP_PORT, ip_len - 20, 0)
+    return (eth + ip + l4).ljust(length, b"x")
+
+
+def xdp_test_run(p: GradedProgram, fn: str, limit: int) -> Dict[str, int]:
+    """The verdicts of the XDP function ``fn`` alone on crafted frames (BPF_PROG_TEST_RUN): no TC involved."""
+    from .._bcc import import_bcc
+    from .._bpfsys import prog_test_run
+
+    fd = p.bpf.load_func(fn, import_bcc().BPF.XDP).fd
+    out = {}
+    for name, data in ((f"ICMP, {limit} bytes", frame(limit, 1)), (f"ICMP, {limit - 1} bytes", frame(limit - 1, 1)),
+                       (f"UDP, {limit + 300} bytes", frame(limit + 300, 17))):
+        out[name] = prog_test_run(fd, data)[0]
+    return out
 
 
 def _expected_counts(t: Traffic, *, icmp_limit: Optional[int] = None) -> Dict[int, Dict[str, int]]:
@@ -301,6 +461,7 @@ class TcCountProtocols(_NetExercise):
     }
 
     def grade(self, g: Grader) -> None:
+        self.LIMIT = limit_draw()  # frame sizes vary from run to run
         w = NetWorkload(g)
         p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
         pf, uf = self.frames()
@@ -373,6 +534,8 @@ class XdpThenTc(_DropBigIcmp):
     hook = "xdp+tc"
     verdict, shot = "XDP_PASS", "XDP_DROP"
     CHECKS = drop_rule_checks("the verifier accepts both programs; they attach to XDP and TC ingress",
+                              ("xdp-alone", "on_xdp alone (BPF_PROG_TEST_RUN) drops a LIMIT-byte ICMP frame, passes "
+                                            "LIMIT-1 bytes and a big UDP frame"),
                               ("fires", "reached_tc fills while traffic flows"),
                               ("tc-sees-survivors", "TC counts exactly the packets XDP let through, per protocol"),
                               programs="programs")
@@ -381,6 +544,20 @@ class XdpThenTc(_DropBigIcmp):
         p, t = self.send_around_limit(g, [Hook("xdp", "xdp generic", "on_xdp"),
                                           Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
         got: Dict[int, Dict[str, int]] = {}
+
+        @g.step("xdp-alone", needs=["loads"])
+        def _():
+            verdicts = xdp_test_run(p, "on_xdp", self.LIMIT)
+            g.data["xdp_alone"] = pd.DataFrame([{"frame": k, "verdict": XDP_NAMES.get(v, v)} for k, v in verdicts.items()])
+            icmp_at, icmp_below, udp_big = (verdicts[k] for k in verdicts)
+            if icmp_at != XDP_DROP:
+                raise Fail(f"run alone on a {self.LIMIT}-byte ICMP frame (BPF_PROG_TEST_RUN), on_xdp returned "
+                           f"{XDP_NAMES.get(icmp_at, icmp_at)}: big pings were dropped later, not by XDP.",
+                           "the dropping belongs to on_xdp (XDP runs first, before any skb exists); TC only counts.")
+            if icmp_below != XDP_PASS or udp_big != XDP_PASS:
+                which = "an ICMP frame of LIMIT-1 bytes" if icmp_below != XDP_PASS else "a big UDP frame"
+                raise Fail(f"run alone on {which}, on_xdp did not return XDP_PASS.",
+                           "on_xdp drops only ICMP frames of LIMIT bytes or more.")
 
         @g.step("fires", needs=["loads"])
         def _():
@@ -400,3 +577,4 @@ class XdpThenTc(_DropBigIcmp):
                                    "first), not at TC, and count at TC only.")
         else:
             g.record("tc-sees-survivors", "skip", "not checked: 'boundary' has to pass first")
+        self.boundary_at_another_limit(g)  # last: it replaces the programs whose maps were read above

@@ -214,8 +214,8 @@ class OpenatLatency(_OpenatExercise):
             g.data["dist"] = pd.Series(hist, name="calls", dtype="int64").rename_axis("bucket").sort_index()
             if not hist:
                 raise Fail(f"dist stayed empty while the workload called openat() {calls} times.",
-                           "in on_return(): find the entry time stored by on_enter(), and "
-                           "dist.increment(bpf_log2l(now - then)).")
+                           "in on_return(): find the entry time on_enter() stored for this thread, work out how "
+                           "long the call took, and add one to the histogram bucket of that duration's log2.")
 
         @g.step("count", needs=["fires"])
         def _():

@@ -8,6 +8,7 @@ cannot silently turn into right answers when a solution is reworded.
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import Dict, List, Tuple
 
 
@@ -26,12 +27,12 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("no-null-check", "loads", "NULL", bpf=(("    if (!e)\n        return 0;\n", ""),)),
         Wrong("more-than", "complete", "(>=)", bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc <= MIN_BYTES"),)),
         Wrong("bytes-req", "complete", "bytes_req", bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_req < MIN_BYTES"),)),
-        Wrong("no-pid-filter", "only-target", ">> 32 == TARGET_PID", bpf=(("pid != TARGET_PID || ", ""),)),
-        Wrong("whole-id", "fires", ">> 32", bpf=(("u32 pid = bpf_get_current_pid_tgid() >> 32;",
+        Wrong("no-pid-filter", "only-target", "equals TARGET_PID", bpf=(("pid != TARGET_PID || ", ""),)),
+        Wrong("whole-id", "fires", "upper half", bpf=(("u32 pid = bpf_get_current_pid_tgid() >> 32;",
                                                   "u64 pid = bpf_get_current_pid_tgid();"),)),
         Wrong("swapped-sizes", "threshold", "swapped", bpf=(("e->bytes_req = args->bytes_req;\n    e->bytes_alloc = args->bytes_alloc;",
                                                          "e->bytes_req = args->bytes_alloc;\n    e->bytes_alloc = args->bytes_req;"),)),
-        Wrong("no-comm", "fields", "bpf_get_current_comm", bpf=(("    bpf_get_current_comm(&e->comm, sizeof(e->comm));\n", ""),)),
+        Wrong("no-comm", "fields", "name of the process", bpf=(("    bpf_get_current_comm(&e->comm, sizeof(e->comm));\n", ""),)),
     ],
     "kmalloc-per-pid": [
         Wrong("undeclared", "compiles", "not declared", bpf=(("    bytes_by_pid.increment", "    if (pid != TARGET_PID)\n        return 0;\n    bytes_by_pid.increment"),)),
@@ -40,7 +41,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("update-replaces", "target-total", "replaces", bpf=(("bytes_by_pid.increment(pid, args->bytes_alloc);",
                                                                   "u64 v = args->bytes_alloc;\n    bytes_by_pid.update(&pid, &v);"),)),
         Wrong("pinned-map", "clean", "BPF_TABLE_PINNED", bpf=(("BPF_HASH(bytes_by_pid, u32, u64, 10240);",
-                                                               'BPF_TABLE_PINNED("hash", u32, u64, bytes_by_pid, 10240, "/sys/fs/bpf/ebl-ex-pinned");'),)),
+                                                               f'BPF_TABLE_PINNED("hash", u32, u64, bytes_by_pid, 10240, "/sys/fs/bpf/ebl-ex-pinned-{os.getpid()}");'),)),
         Wrong("u32-values", "map", "u32, u64", bpf=(("BPF_HASH(bytes_by_pid, u32, u64, 10240)", "BPF_HASH(bytes_by_pid, u32, u32, 10240)"),)),
         Wrong("ascending", "py-top", "increasing", py=(("top_allocators", "ascending=[False, True]", "ascending=[True, True]"),)),
         Wrong("share-of-top", "py-share", "before taking the top n",
@@ -59,7 +60,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("inverted", "only-target", "aimed at other pids", bpf=(("if (target_pid != TARGET_PID)", "if (target_pid == TARGET_PID)"),)),
         Wrong("sender-is-target", "fields", "caller's process id", bpf=(("e->sender_pid = bpf_get_current_pid_tgid() >> 32;", "e->sender_pid = target_pid;"),)),
         Wrong("sends-signals", "compiles", "does not run programs", bpf=(("    e->sig = sig;\n", "    e->sig = sig;\n    bpf_send_signal(9);\n"),)),
-        Wrong("signal-not-set", "fields", "e->sig = sig", bpf=(("    e->sig = sig;\n", "    e->sig = 1;\n"),)),
+        Wrong("signal-not-set", "fields", "not a constant", bpf=(("    e->sig = sig;\n", "    e->sig = 1;\n"),)),
     ],
     "kill-signal-counts": [
         Wrong("update-replaces", "counts", "update() replaces", bpf=(("    counts.increment(key);", "    u64 one = 1;\n    counts.update(&key, &one);"),)),
@@ -116,7 +117,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("undeclared", "compiles", "not declared", bpf=(("data_end - data >= LIMIT", "data_end - data >= LIMT"),)),
     ],
     "xdp-then-tc": [
-        Wrong("drops-at-tc", "tc-sees-survivors", "drop at xdp", bpf=(
+        Wrong("drops-at-tc", "xdp-alone", "belongs to on_xdp", bpf=(
             ("    if (ip->protocol == IPPROTO_ICMP && data_end - data >= LIMIT)\n        return XDP_DROP;\n", ""),
             ("        __sync_fetch_and_add(&s->bytes, skb->len);\n    }", "        __sync_fetch_and_add(&s->bytes, skb->len);\n    }\n    if (ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT)\n        return TC_ACT_SHOT;"))),
         Wrong("tc-drops-all", "small-pass", "arp", bpf=(("    // ### END SOLUTION\n    return TC_ACT_OK;", "    // ### END SOLUTION\n    return TC_ACT_SHOT;"),)),
@@ -125,4 +126,75 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("tc-counts-nothing", "tc-sees-survivors", "packets += 1", bpf=(("        __sync_fetch_and_add(&s->packets, 1);\n        __sync_fetch_and_add(&s->bytes, skb->len);\n", ""),)),
         Wrong("more-than", "boundary", ">=", bpf=(("data_end - data >= LIMIT", "data_end - data > LIMIT"),)),
     ],
+    # new kinds of exercise: the answer to choose-the-hook is a tracepoint's name (edits of HOOK's string)
+    "choose-the-hook": [
+        Wrong("every-syscall", "once-per-call", "every system call", bpf=(("syscalls:sys_enter_chdir", "raw_syscalls:sys_enter"),)),
+        Wrong("look-alike", "once-per-call", "look-alike", bpf=(("sys_enter_chdir", "sys_enter_fchdir"),)),
+        Wrong("typo", "exists", "spelling", bpf=(("sys_enter_chdir", "sys_enter_chdri"),)),
+        Wrong("bpftrace-name", "answered", "'tracepoint:' prefix", bpf=(("syscalls:", "tracepoint:syscalls:"),)),
+        Wrong("kernel-function", "answered", "kprobe", bpf=(("syscalls:sys_enter_chdir", "__x64_sys_chdir"),)),
+        Wrong("another-event", "fires", "another event", bpf=(("syscalls:sys_enter_chdir", "syscalls:sys_enter_mkdir"),)),
+        Wrong("empty", "answered", "search", bpf=(("syscalls:sys_enter_chdir", ""),)),
+    ],
+    "fix-the-verifier": [
+        Wrong("unchanged", "loads", "NULL", bpf=(("    if (!total)\n        return 0;\n", ""),)),
+        Wrong("check-after-use", "loads", "NULL", bpf=(("    if (!total)\n        return 0;\n    // ### END SOLUTION\n    __sync_fetch_and_add(total, args->bytes_alloc);\n",
+                                                      "    // ### END SOLUTION\n    __sync_fetch_and_add(total, args->bytes_alloc);\n    if (!total)\n        return 0;\n"),)),
+        Wrong("removes-the-work", "fires", "does not remove the work", bpf=(("    __sync_fetch_and_add(total, args->bytes_alloc);\n", ""),)),
+        Wrong("adds-one", "total", "counted allocations", bpf=(("__sync_fetch_and_add(total, args->bytes_alloc)", "__sync_fetch_and_add(total, 1)"),)),
+        Wrong("bytes-req", "total", "bytes_req", bpf=(("__sync_fetch_and_add(total, args->bytes_alloc)", "__sync_fetch_and_add(total, args->bytes_req)"),)),
+        Wrong("drops-the-filter", "only-target", "filter on target_pid", bpf=(("    if (pid != TARGET_PID)\n        return 0;\n", ""),)),
+        Wrong("replaces", "total", "replaced instead of added", bpf=(("__sync_fetch_and_add(total, args->bytes_alloc);", "*total = args->bytes_alloc;"),)),
+    ],
+    # the learner writes the loader (Python with bcc): edits of load_and_poll()
+    "write-the-loader": [
+        Wrong("no-cleanup", "cleanup", "b.cleanup()", py=(("load_and_poll", 'with BPF(text=program, cflags=[f"-DTARGET_PID={target_pid}"]) as b:',
+                                                          'b = BPF(text=program, cflags=[f"-DTARGET_PID={target_pid}"])\n    if True:'),)),
+        Wrong("polls-once", "events|bounded", "until", py=(("load_and_poll", "        while time.monotonic() < deadline:\n            b.ring_buffer_poll(timeout=50)\n        b.ring_buffer_consume()\n",
+                                                           "        b.ring_buffer_poll(timeout=50)\n"),)),
+        Wrong("never-stops", "runs", "did not return", py=(("load_and_poll", "while time.monotonic() < deadline:", "while True:"),)),
+        Wrong("wrong-function", "runs", "stopped with", py=(("load_and_poll", 'fn_name="on_kill"', 'fn_name="on_kil"'),)),
+        Wrong("appends-twice", "events", "twice", py=(("load_and_poll", '        events.append({"target_pid": e.target_pid, "sig": e.sig})\n',
+                                                      '        events.append({"target_pid": e.target_pid, "sig": e.sig})\n'
+                                                      '        events.append({"target_pid": e.target_pid, "sig": e.sig})\n'),)),
+        Wrong("tuples", "runs", "one dict per event", py=(("load_and_poll", 'events.append({"target_pid": e.target_pid, "sig": e.sig})',
+                                                          "events.append((e.target_pid, e.sig))"),)),
+    ],
 }
+
+
+#: Gamed answers: what passes a grader that can be second-guessed. Each must score below full marks,
+#: caught at the named check (they join WRONG, so the same test grades them).
+GAMED: Dict[str, List[Wrong]] = {
+    "kmalloc-filter": [
+        # the notebook once printed "192 bytes": a literal in place of the name passes at one value at most
+        Wrong("hard-coded-threshold", "threshold", "not with a number",
+              bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 192"),)),
+        Wrong("hard-coded-big-threshold", "complete", "not with a number",
+              bpf=(("args->bytes_alloc < MIN_BYTES", "args->bytes_alloc < 2048"),)),
+    ],
+    "tc-drop-big-icmp": [
+        # the notebook once printed "here 400": which check catches a literal depends on the LIMIT drawn
+        Wrong("hard-coded-limit", "small-pass|boundary", "draws it afresh",
+              bpf=(("skb->len >= LIMIT", "skb->len >= 400"),)),
+        Wrong("not-udp", "tcp-pass", "neither icmp nor udp",
+              bpf=(("ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT", "ip->protocol != IPPROTO_UDP && skb->len >= LIMIT"),)),
+    ],
+    "xdp-drop-big-icmp": [
+        Wrong("not-udp", "tcp-pass", "neither icmp nor udp",
+              bpf=(("ip->protocol == IPPROTO_ICMP && data_end - data >= LIMIT",
+                    "ip->protocol != IPPROTO_UDP && data_end - data >= LIMIT"),)),
+        Wrong("hard-coded-limit", "small-pass|boundary", "draws it afresh",
+              bpf=(("data_end - data >= LIMIT", "data_end - data >= 400"),)),
+    ],
+    "xdp-then-tc": [
+        # TC doing XDP's job: pass everything at XDP, drop the big pings at TC (the catalogue's drops-at-tc
+        # moves the rule; this one keeps XDP's code but never lets it drop)
+        Wrong("tc-does-xdps-job", "xdp-alone", "belongs to on_xdp", bpf=(
+            ("        return XDP_DROP;", "        return XDP_PASS;"),
+            ("        __sync_fetch_and_add(&s->bytes, skb->len);\n    }", "        __sync_fetch_and_add(&s->bytes, skb->len);\n    }\n"
+             "    if (ip->protocol == IPPROTO_ICMP && skb->len >= LIMIT)\n        return TC_ACT_SHOT;"))),
+    ],
+}
+for _eid, _gamed in GAMED.items():
+    WRONG.setdefault(_eid, []).extend(_gamed)

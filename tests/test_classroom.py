@@ -1,0 +1,204 @@
+"""Marks a teacher can trust: points per check, graded cells that fail, and the real nbgrader.
+
+- the scoring scheme: gates earn nothing; keeps-working checks earn only once a core check passed;
+- a graded notebook cell raises (with the hint) when its checks fail, and passes when they pass;
+- a small class run through the REAL nbgrader (generate_assignment, autograde, generate_feedback):
+  the reference solution gets full marks, an untouched notebook 0, a wrong answer what
+  ``ebpf-lab grade`` gives it — nbgrader's scores equal the lab's own points, learner by learner.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from ebpf_lab import classroom, grading
+from ebpf_lab.exercises import EXERCISES, get_exercise
+from ebpf_lab.exercises._base import Submission, submission_from_notebook
+from ebpf_lab.exercises._scoring import scheme
+
+from exercises.wrong_answers import WRONG, GAMED
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOL = os.path.join(ROOT, "notebooks", "solutions")
+EXE = os.path.join(ROOT, "notebooks", "exercises")
+KERNEL = [pytest.mark.root, pytest.mark.bpf, pytest.mark.tracepoints]
+
+
+# --------------------------------------------------------------- no kernel needed
+@pytest.mark.parametrize("eid", list(EXERCISES))
+def test_scheme_weights_the_bpf_part_and_gates_earn_nothing(eid):
+    ex = get_exercise(eid)
+    sch = scheme(ex)
+    assert list(sch.points) == list(ex.CHECKS)
+    assert all(sch.points[g] == 0 for g in sch.gates if g in sch.points)
+    assert sch.total > 0 and sch.scored()
+    bpf = sum(p for c, p in sch.points.items() if not c.startswith("py-"))
+    py = sum(p for c, p in sch.points.items() if c.startswith("py-"))
+    assert bpf > py, f"{eid}: BPF {bpf} points, Python {py}"
+    # a program that passes only what a stub passes earns nothing
+    st = {c: ("pass" if c in sch.gates or c in sch.keeps_working else "fail") for c in ex.CHECKS}
+    assert sch.score(st) == (0, sch.total)
+    assert sch.score({c: "pass" for c in ex.CHECKS}) == (sch.total, sch.total)
+
+
+def test_keeps_working_checks_count_once_the_program_works():
+    sch = scheme(get_exercise("tc-drop-big-icmp"))
+    st = {c: "pass" for c in sch.points}
+    st["udp-pass"] = "fail"  # drops UDP too: loses udp-pass only
+    assert sch.score(st)[0] == sch.total - sch.points["udp-pass"]
+    st = {c: "pass" for c in sch.points}
+    st["big-dropped"] = st["boundary"] = "fail"
+    got, why = sch.earned(st, "udp-pass")
+    assert got == 0 and "make 'big-dropped' pass first" in why
+
+
+def test_course_notebook_has_one_graded_cell_per_scored_check(tmp_path):
+    written = classroom.make_course(str(tmp_path / "course"), ["kmalloc-filter", "kmalloc-per-pid"])
+    assert [os.path.relpath(p, tmp_path) for p in written] == [
+        "course/source/kmalloc-filter/kmalloc-filter.ipynb", "course/source/kmalloc-per-pid/kmalloc-per-pid.ipynb"]
+    for eid, path in zip(["kmalloc-filter", "kmalloc-per-pid"], written):
+        nb = json.load(open(path))
+        sch = scheme(get_exercise(eid))
+        graded = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("grade")]
+        assert [c["metadata"]["nbgrader"]["grade_id"] for c in graded] == [f"check-{eid}-{c}" for c in sch.scored()]
+        assert sum(c["metadata"]["nbgrader"]["points"] for c in graded) == sch.total
+        assert all(c["metadata"]["nbgrader"]["locked"] for c in graded)
+        assert f'check("{eid}", globals(), "{sch.scored()[0]}")' in graded[0]["source"]
+    cfg = open(tmp_path / "course" / "nbgrader_config.py").read()
+    assert "ClearSolutionsC" in cfg
+    with pytest.raises(grading.LabParameterError, match="no exercise"):
+        classroom.make_course(str(tmp_path / "other"), ["no-such"])
+    assert not (tmp_path / "other" / "nbgrader_config.py").exists()
+
+
+# --------------------------------------------------------------- on the kernel
+def _ns(sub: Submission) -> dict:
+    ns = {"PROGRAM": sub.bpf}
+    return ns
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_graded_cell_raises_with_the_hint_and_passes_when_right(no_bpf_leak):
+    eid = "kmalloc-filter"
+    ex = get_exercise(eid)
+    ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    rep = grading.check(eid, _ns(ref))
+    assert rep is not None and rep.passed and rep.points[0] == rep.points[1]
+    for c in scheme(ex).scored():
+        assert grading.check(eid, _ns(ref), c) is None  # each graded cell passes (the grading is reused)
+    blank = submission_from_notebook(os.path.join(EXE, f"{eid}.ipynb"), ex)
+    with pytest.raises(classroom.ChecksFailed) as e:
+        grading.check(eid, _ns(blank))
+    assert "'fires'" in str(e.value) and "hint:" in str(e.value) and "0/" in str(e.value)
+    assert e.value.report is classroom.last_report()
+    with pytest.raises(classroom.ChecksFailed, match="'clean'.*make 'fires' pass first"):
+        grading.check(eid, _ns(blank), "clean")  # passes for a program that does nothing: no points
+    with pytest.raises(grading.LabParameterError, match="no check"):
+        grading.check(eid, _ns(blank), "no-such-check")
+
+
+# --------------------------------------------------------------- the real nbgrader
+def _nbgrader(course, *args):
+    r = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
+                       timeout=900, env=dict(os.environ, EBPF_LAB_PY_TIMEOUT="4",  # nbgrader runs `alembic` from PATH
+                                              PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")))
+    assert r.returncode == 0, f"nbgrader {' '.join(args)}:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+def _with_program(nb: dict, program: str) -> dict:
+    nb = json.loads(json.dumps(nb))
+    for c in nb["cells"]:
+        if "answer-bpf" in c["metadata"].get("tags", []):
+            c["source"] = "PROGRAM = r\"\"\"" + program + "\"\"\"\n"
+    return nb
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+@pytest.mark.notebook
+def test_real_nbgrader_scores_equal_ebpf_lab_grade(tmp_path, no_bpf_leak):
+    pytest.importorskip("nbgrader")
+    eid = "kmalloc-filter"
+    ex = get_exercise(eid)
+    course = tmp_path / "course"
+    classroom.make_course(str(course), [eid])
+    _nbgrader(course, "generate_assignment", eid, "--force")
+    released = json.load(open(course / "release" / eid / f"{eid}.ipynb"))
+    lab = json.load(open(os.path.join(EXE, f"{eid}.ipynb")))
+    answer = lambda nb: next("".join(c["source"]) for c in nb["cells"] if "answer-bpf" in c["metadata"].get("tags", []))  # noqa: E731
+    assert answer(released) == answer(lab), "nbgrader's release of the C answer equals `ebpf-lab release`"
+    assert "### BEGIN SOLUTION" not in json.dumps(released)
+
+    ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    gamed = next(g for g in GAMED[eid] if g.name == "hard-coded-threshold")
+    wrong = next(w for w in WRONG[eid] if w.name == "more-than")
+    program = ref.bpf
+    for w in (gamed, wrong):
+        text = program
+        for old, new in w.bpf:
+            assert old in text
+            text = text.replace(old, new, 1)
+        w.text = text
+    class_ = {"alice": _with_program(released, ref.bpf), "bob": released,
+              "carol": _with_program(released, gamed.text), "dave": _with_program(released, wrong.text)}
+    for who, nb in class_.items():
+        d = course / "submitted" / who / eid
+        d.mkdir(parents=True)
+        (d / f"{eid}.ipynb").write_text(json.dumps(nb))
+    _nbgrader(course, "autograde", eid, "--force")
+    _nbgrader(course, "generate_feedback", eid, "--force")
+    for who in class_:
+        assert (course / "feedback" / who / eid / f"{eid}.html").exists()
+
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{course}/gradebook.db") as gb:
+        nbg = {who: gb.find_submission(eid, who).score for who in class_}
+        cells = {who: {g.name: g.score for g in gb.find_submission_notebook(eid, eid, who).grades} for who in class_}
+    lab_df = grading.grade(str(course / "submitted"), eid)
+    sch = scheme(ex)
+    assert nbg["alice"] == sch.total, cells["alice"]
+    assert nbg["bob"] == 0, cells["bob"]
+    assert 0 < nbg["dave"] < sch.total, cells["dave"]
+    assert nbg["carol"] < sch.total, cells["carol"]
+    for who in class_:
+        assert nbg[who] == lab_df.loc[who, "points"], f"{who}: nbgrader {nbg[who]}, ebpf-lab grade {lab_df.loc[who, 'points']}"
+        long = lab_df.attrs["checks"]
+        mine = long[long["learner"] == who].set_index("check")
+        for c in sch.scored():
+            assert cells[who][f"check-{eid}-{c}"] == mine.loc[c, "points"], (who, c)
+    assert cells["dave"][f"check-{eid}-complete"] == 0
+    assert (lab_df["percent"] <= 100).all() and lab_df.loc["alice", "percent"] == 100.0
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.netns
+@pytest.mark.tc
+def test_a_literal_equal_to_the_drawn_limit_is_caught_at_a_second_value(monkeypatch, no_bpf_leak):
+    """Even a learner who guessed this run's LIMIT exactly loses 'boundary': the program runs at two values."""
+    from ebpf_lab.exercises.net import limit_draw
+
+    monkeypatch.setenv("EBPF_LAB_GRADE_SEED", "13")
+    first = limit_draw()
+    eid = "tc-drop-big-icmp"
+    ex = get_exercise(eid)
+    ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    assert "skb->len >= LIMIT" in ref.bpf
+    rep = ex.run(Submission(ref.bpf.replace("skb->len >= LIMIT", f"skb->len >= {first}"), {}, "a literal"))
+    res = {r.check: r for r in rep.results}
+    assert res["big-dropped"].status == "pass", rep.text()  # right at the first value...
+    assert res["boundary"].status == "fail", rep.text()     # ...caught at the second
+    assert f"LIMIT was {first}, then" in res["boundary"].hint and "never a number" in res["boundary"].hint
+    assert rep.points[0] < rep.points[1]
+    assert res["clean"].status == "pass"
