@@ -268,8 +268,10 @@ else:
 #
 # | exercise | level | what to do |
 # |---|---|---|
+# | [choose-the-hook](exercises/choose-the-hook.ipynb) | ★ | Choose the hook: which tracepoint fires once per chdir()? |
 # | [kill-to-pid](exercises/kill-to-pid.ipynb) | ★ | Only the signals sent to one process |
 # | [kill-signal-counts](exercises/kill-signal-counts.ipynb) | ★★ | A table of who signals whom, counted in the kernel |
+# | [write-the-loader](exercises/write-the-loader.ipynb) | ★★ | Write the loader: attach, poll a ring buffer for a while, clean up |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
 # `sudo .venv/bin/ebpf-lab check EXERCISE notebooks/exercises/EXERCISE.ipynb`.

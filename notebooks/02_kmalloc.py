@@ -251,6 +251,7 @@ plot_top(pages, by="comm"); plt.show()
 # | exercise | level | what to do |
 # |---|---|---|
 # | [kmalloc-filter](exercises/kmalloc-filter.ipynb) | ★ | Only one process, only big allocations |
+# | [fix-the-verifier](exercises/fix-the-verifier.ipynb) | ★ | Make it pass the verifier (and keep it working) |
 # | [kmalloc-per-pid](exercises/kmalloc-per-pid.ipynb) | ★★ | Bytes per process, counted in the kernel |
 #
 # Open one, fill in the marked gaps, and check it from a cell (`check(...)`, at its end) or from a shell:
