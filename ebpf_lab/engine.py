@@ -410,6 +410,10 @@ class Lesson:
         hooks = self.select_hooks()
         kw: Dict[str, Any] = {"cflags": self.cflags()}
         if self.program_text is not None:
+            if not getattr(self, "_trial_done", False):  # a learner's text: a crash of clang must not end us
+                from ._trial import compile_or_raise
+
+                compile_or_raise(self, hooks)
             kw["text"] = self.program_text
         else:
             kw["src_file"] = self.program_file()
