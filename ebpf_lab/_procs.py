@@ -43,13 +43,14 @@ def child_setup() -> None:
     _prctl_pdeathsig()
 
 
-def preexec(extra: Optional[Callable[[], None]] = None) -> Callable[[], None]:
-    """A preexec_fn: :func:`child_setup`, then ``extra`` (e.g. dropping privileges, which resets the
-    parent-death signal, so it is set again after it), checked against this process as parent."""
+def preexec(extra: Optional[Callable[[], None]] = None, *, session: bool = False) -> Callable[[], None]:
+    """A preexec_fn: its own process group (or session), then ``extra`` (e.g. dropping privileges, which
+    resets the parent-death signal, so it is set after it), then die-with-parent, checked against this
+    process as parent."""
     parent = os.getpid()
 
     def run() -> None:
-        os.setpgid(0, 0)
+        os.setsid() if session else os.setpgid(0, 0)
         if extra is not None:
             extra()
         die_with_parent(parent)

@@ -13,6 +13,7 @@ from typing import Dict, List
 import pandas as pd
 
 from .._workloads import binary
+from .. import _procs
 from ..engine import Hook
 from ._base import Exercise, Fail, Grader, Stop
 from ._workload import Paused
@@ -32,8 +33,8 @@ class Storms:
             if not n:
                 pids.append(0)
                 continue
-            p = subprocess.Popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            p = _procs.popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.procs.append(p)
             pids.append(p.pid)
         self.target, self.noise = pids

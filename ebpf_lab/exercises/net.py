@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from .. import _procs
 from ..engine import Hook
 from ..errors import AttachError
 from ._base import Exercise, Fail, GradedProgram, Grader, Stop
@@ -98,7 +99,7 @@ class NetWorkload:
     def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3) -> Traffic:
         net = self.net
         recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+                         stderr=subprocess.DEVNULL, text=True, preexec_fn=_procs.preexec())
         try:
             line = recv.stdout.readline().strip()
             if line != "ready":
