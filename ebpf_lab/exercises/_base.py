@@ -425,6 +425,11 @@ class Grader:
                         f"keep your C code in the string {self.exercise.bpf_var} = r\"\"\"...\"\"\" in the cell tagged "
                         f"'{self.exercise.bpf_tag}'.")
             return None
+        odd = not_text(text)
+        if odd:
+            self.record(compiles, FAIL, f"your C program cannot be compiled: {odd}",
+                        "C source is plain text: delete the character and type it again.")
+            return None
         bad = forbidden_helpers(text)
         if bad:
             self.record(compiles, FAIL, f"your program calls {', '.join(bad)}(), which changes the machine "
@@ -716,11 +721,28 @@ def cell_tags(cell: Dict[str, Any]) -> List[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def not_text(source: str) -> str:
+    """'' when ``source`` is plain text; else one line saying where it is not (a lone surrogate, a NUL)."""
+    for i, line in enumerate(source.splitlines() or [source], 1):
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"line {i} holds a character that is not text ({line[e.start]!r}): retype that line."
+        if "\0" in line:
+            return f"line {i} holds a NUL character: retype that line."
+    return ""
+
+
 def string_assigned(source: str, name: str) -> Tuple[Optional[str], str]:
     """The string literal assigned to ``name`` in ``source`` (without running it), or a problem."""
+    bad = not_text(source)
+    if bad:
+        return None, f"the cell with your C program cannot be read: {bad}"
     try:
         tree = ast.parse(source)
-    except SyntaxError as e:
+    except (SyntaxError, ValueError) as e:
+        if not isinstance(e, SyntaxError):
+            return None, f"the cell with your C program is not valid Python ({e})."
         return None, f"the cell with your C program is not valid Python (line {e.lineno}: {e.msg})."
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
@@ -734,18 +756,46 @@ def functions_defined(source: str, names: Sequence[str]) -> Dict[str, str]:
     """Which of ``names`` the cell defines; each maps to the whole cell (imports and helpers included)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return {n: source for n in names}  # let the sandbox report the syntax error with its line
+    except (SyntaxError, ValueError):  # ValueError: a NUL or a lone surrogate
+        return {n: source for n in names}  # let the sandbox report the error with its line
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     return {n: source for n in names if n in defined}
+
+
+def not_a_notebook(nb: Any) -> str:
+    """'' for something shaped like a notebook (nbformat 4: a dict with a list of cells), else why not."""
+    if not isinstance(nb, dict):
+        return f"it holds a JSON {type(nb).__name__}, not an object with \"cells\"."
+    if not isinstance(nb.get("cells"), list):
+        return "it has no list of \"cells\"."
+    for i, c in enumerate(nb["cells"]):
+        if not isinstance(c, dict):
+            return f"cell {i} is not an object."
+        src = c.get("source", "")
+        if not isinstance(src, str) and not (isinstance(src, list) and all(isinstance(x, str) for x in src)):
+            return f"cell {i}'s source is neither text nor a list of lines."
+        meta = c.get("metadata", {})
+        if not isinstance(meta, dict) or not isinstance(meta.get("tags", []), list):
+            return f"cell {i}'s metadata is malformed."
+    if not isinstance(nb.get("metadata", {}), dict) or not isinstance(nb.get("metadata", {}).get("ebpf_lab", {}), dict):
+        return "its metadata is malformed."
+    return ""
 
 
 def submission_from_notebook(path: str, ex: Exercise) -> Submission:
     try:
         with open(path, encoding="utf-8") as f:
             nb = json.load(f)
-    except (OSError, ValueError) as e:
-        return Submission(None, {}, path, [f"could not read the notebook {path}: {e}"])
+    except UnicodeDecodeError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: it is not UTF-8 text "
+                                           f"(byte {e.object[e.start:e.start + 1]!r} at offset {e.start})."])
+    except ValueError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: it is not JSON ({e})."])
+    except OSError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: {e.strerror or e}."])
+    why = not_a_notebook(nb)
+    if why:
+        return Submission(None, {}, path, [f"{path} is not a Jupyter notebook: {why}"])
     problems: List[str] = []
     bpf: Optional[str] = None
     py_src: List[str] = []
