@@ -30,6 +30,9 @@ COMPILE_RULES: List[Rule] = [
     ("map-too-big", r"could not open bpf map.*(Argument list too long|E2BIG)", MAP_TOO_BIG_HINT),
     ("map-refused", r"could not open bpf map: (\w+)",
      "the kernel refused to create the map '{0}': check its type, key and value sizes and number of entries."),
+    ("builtin-copy", r"built-in function '(memset|memcpy|memmove)' is not supported",
+     "a large array or struct is cleared or copied in one go ({0}), which BPF cannot do for big buffers: keep "
+     "large buffers in a per-CPU array map (BPF_PERCPU_ARRAY) and work on them through a pointer from lookup()."),
     ("unterminated-comment", r"unterminated /\* comment",
      "a comment opened with /* is never closed: end it with */."),
     ("unterminated-string", r"missing terminating|unterminated string",
@@ -84,6 +87,9 @@ VERIFIER_RULES: List[Rule] = [
     ("unknown-function", r"jump out of range|call to invalid destination|invalid func",
      "the program calls something that is not a BPF helper (look for a warning 'implicit declaration of "
      "function' when it compiled): check the spelling of every bpf_... call."),
+    ("context-write", r"invalid bpf_context access|cannot write into (ctx|context)",
+     "the hook's arguments (args, ctx, skb) are read-only here: copy the value into a variable of your own "
+     "and change that."),
     ("direct-read", r"invalid mem access|invalid access to",
      "the program reads memory it may not read directly: use bpf_probe_read_kernel() / bpf_probe_read_user()."),
     ("map-too-big", r"Argument list too long|E2BIG", MAP_TOO_BIG_HINT),
@@ -144,6 +150,13 @@ def match(rules: Sequence[Rule], text: str) -> Optional[Tuple[str, str]]:
 def compile_hint(log: str) -> Tuple[str, str]:
     """(class, hint) for a program clang (or LLVM, or bcc) refused."""
     line = compile_error_line(log)
+    errors = [ln for ln in log.splitlines() if "error:" in ln]
+    before = log.split(line, 1)[0] if line else log
+    if re.search(r"warning: (missing terminating|unterminated)", before):
+        return match(COMPILE_RULES, "missing terminating") or ("other", COMPILE_DEFAULT)  # clang warns, then errs
+    if "unknown type name" in line and len(errors) > 1 and "expected identifier or '('" in errors[1]:
+        # statements at file scope: a '}' too many closed the function early
+        return match(COMPILE_RULES, "extraneous closing brace") or ("other", COMPILE_DEFAULT)
     return match(COMPILE_RULES, line) or ("other", COMPILE_DEFAULT)
 
 
