@@ -138,6 +138,11 @@ class Workload:
     def wait(self, timeout: Optional[float] = None) -> int:
         return self.proc.wait(timeout)
 
+    def __post_init__(self) -> None:
+        from ._procs import register  # the reaper ends it if this process dies first (even by SIGKILL)
+
+        register(self.proc)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()

@@ -113,8 +113,11 @@ def check_isolated(exercise_id: str, path: str) -> Report:
         r = subprocess.run([sys.executable, "-m", "ebpf_lab", "check", "--json", exercise_id, path],
                            capture_output=True, text=True, timeout=limit)
         try:
-            return report_from_dict(json.loads(r.stdout))
-        except (ValueError, KeyError, TypeError):
+            d = json.loads(r.stdout)
+            if d.get("error") or not d.get("results"):
+                raise ValueError(d.get("error") or "no results")
+            return report_from_dict(d)
+        except (ValueError, KeyError, TypeError, AttributeError):
             why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
     except subprocess.TimeoutExpired:
         why = f"it did not finish within {limit:g} s"

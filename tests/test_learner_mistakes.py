@@ -141,30 +141,44 @@ def test_crash_hint_names_llvm_stack_limit():
 
 # --------------------------------------------------------------- the lessons' program_text= path
 STACK_BOMB = r"""
-int on_kill_entry(struct tracepoint__syscalls__sys_enter_kill *args)
+int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 {
     char big[4096];
     bpf_probe_read_kernel(big, sizeof(big), (void *)0);
     return big[7] == 3;
 }
 """
+MAP_METHOD_TYPO = r"""
+BPF_RINGBUF_OUTPUT(ev, 4);
+int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
+{
+    u64 *e = ev.ringbuf_reserve(sizeof(u64));
+    if (!e)
+        return 0;
+    ev.ringbuf_submit(q, 0);
+    return 0;
+}
+"""
 
 
 @pytest.mark.root
 @pytest.mark.bpf
-def test_program_text_that_crashes_llvm_raises_compile_error(no_bpf_leak):
-    from ebpf_lab.engine import Hook
+@pytest.mark.tracepoints
+@pytest.mark.parametrize("text,words", [(STACK_BOMB, "stack limit of 512 bytes"),
+                                        (MAP_METHOD_TYPO, "undeclared identifier 'q'")], ids=["stack", "typo"])
+def test_lesson_program_text_that_crashes_the_compiler_raises_compile_error(no_bpf_leak, text, words):
+    """In a notebook, this would have ended the kernel: bcc aborts, LLVM exits. Now it is a CompileError."""
     from ebpf_lab.errors import CompileError
-    from ebpf_lab.exercises._base import GradedProgram
+    from ebpf_lab.lessons.kmalloc import KmallocLesson
 
-    for text, words in ((STACK_BOMB, "stack limit of 512 bytes"),
-                        (STACK_BOMB.replace("return big[7] == 3;", "BPF_RINGBUF_OUTPUT(ev, 4);\n    ev.ringbuf_submit(q, 0);\n    return 0;"),
-                         "undeclared identifier 'q'")):
-        p = GradedProgram(text, [Hook("tracepoint", "syscalls:sys_enter_kill", "on_kill_entry")])
-        with pytest.raises(CompileError) as e:
-            p.compile()
-        assert words in str(e.value)
-        p.detach()
+    lab = KmallocLesson(program_text=text)
+    with pytest.raises(CompileError) as e:
+        lab.compile()
+    assert words in str(e.value) and "separate process" in str(e.value)
+    lab.detach()
+    fixed = KmallocLesson(program_text=MAP_METHOD_TYPO.replace("(q, 0)", "(e, 0)"), stream=False)
+    fixed.compile()  # the same process compiles the corrected program
+    fixed.detach()
     assert my_children_but_reaper() == []
 
 
