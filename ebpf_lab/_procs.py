@@ -37,12 +37,6 @@ def die_with_parent(parent: Optional[int] = None) -> None:
         os._exit(1)
 
 
-def child_setup() -> None:
-    """preexec_fn for a lab child: its own process group, killed when its parent dies."""
-    os.setpgid(0, 0)
-    _prctl_pdeathsig()
-
-
 def preexec(extra: Optional[Callable[[], None]] = None, *, session: bool = False) -> Callable[[], None]:
     """A preexec_fn: its own process group (or session), then ``extra`` (e.g. dropping privileges, which
     resets the parent-death signal, so it is set after it), then die-with-parent, checked against this

@@ -26,7 +26,7 @@ from ebpf_lab.exercises import _hints
 from ebpf_lab.exercises._base import FAIL, PASS, Submission
 
 from exercises.mistakes import MISTAKES
-from test_grading import SOL, _marks, clean_after, lab_processes, no_unexpected, solution  # noqa: F401
+from test_grading import SOL, _marks, clean_after, no_unexpected, solution  # noqa: F401  (clean_after: a fixture)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

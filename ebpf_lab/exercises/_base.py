@@ -609,13 +609,6 @@ def _python_hint(kind: str) -> str:
     }.get(kind, "run your function in the notebook on a small example to see where it goes wrong.")
 
 
-def _has_function(p: GradedProgram, fn: str) -> bool:
-    from .._bcc import import_bcc
-
-    bcc = import_bcc()
-    return bool(bcc.lib.bpf_function_start(p.bpf.module, fn.encode()))
-
-
 # ------------------------------------------------------ the exercise
 class Exercise:
     """Base class: subclasses set the class attributes and write ``grade``."""

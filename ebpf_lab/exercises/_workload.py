@@ -44,7 +44,9 @@ class Sleepers:
     """``n`` idle processes (``sleep``) to be signalled; killed by :meth:`stop`."""
 
     def __init__(self, n: int) -> None:
-        self.procs: List[subprocess.Popen] = [_procs.popen(["sleep", "120"]) for _ in range(n)]
+        self.procs: List[subprocess.Popen] = [
+            _procs.popen(["sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL) for _ in range(n)]
         self.pids = [p.pid for p in self.procs]
 
     def stop(self) -> None:
