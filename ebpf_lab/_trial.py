@@ -26,7 +26,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _procs
 
@@ -43,9 +43,21 @@ import json, os, sys
 out = os.fdopen(os.dup(1), "w")
 os.dup2(2, 1)
 req = json.load(sys.stdin)
+def kernel_ids():
+    ids = {"prog": [], "map": []}
+    for fd in os.listdir("/proc/self/fdinfo"):
+        try:
+            for ln in open("/proc/self/fdinfo/" + fd):
+                k, _, v = ln.partition(":")
+                if k in ("prog_id", "map_id"):
+                    ids[k[:-3]].append(int(v))
+        except (OSError, ValueError):
+            pass
+    return ids
 def reply(**d):
     sys.stdout.flush(); sys.stderr.flush()
     d["offset"] = os.lseek(2, 0, os.SEEK_CUR)
+    d["ids"] = kernel_ids()
     out.write(json.dumps(d)); out.flush()
     os._exit(0)
 try:
@@ -87,6 +99,8 @@ class Trial:
     missing: List[str] = dataclasses.field(default_factory=list)
     signal: Optional[int] = None  # the signal that ended the child (stage crash)
     compile_log: str = ""  # clang's warnings before a load (e.g. "implicit declaration of function")
+    #: ids of the BPF programs and maps the child held when it answered (gone with it)
+    kernel_ids: Dict[str, List[int]] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -165,7 +179,8 @@ def trial(text: str, cflags: Sequence[str] = (), functions: Sequence[Tuple[str, 
     end = int(d.get("offset", len(log)))
     part = raw[start:end].decode(errors="replace") if stage != "ok" else log
     return Trial(stage, part, str(d.get("error", "")), str(d.get("function", "")), list(d.get("missing", [])),
-                 compile_log=raw[:int(d.get("compiled", 0))].decode(errors="replace"))
+                 compile_log=raw[:int(d.get("compiled", 0))].decode(errors="replace"),
+                 kernel_ids={k: [int(i) for i in v] for k, v in dict(d.get("ids") or {}).items()})
 
 
 def compile_or_raise(lesson: Any, hooks: Sequence[Any]) -> None:

@@ -89,7 +89,18 @@ def test_corpus_is_broad():
 
 @pytest.mark.parametrize("m", [pytest.param(m, marks=_marks(m.exercise), id=f"{m.exercise}-{m.name}") for m in MISTAKES])
 @pytest.mark.usefixtures("clean_after")
-def test_mistake_gets_a_report_with_its_hint(m):
+def test_mistake_gets_a_report_with_its_hint(m, monkeypatch):
+    from ebpf_lab import _trial
+    from ebpf_lab.exercises._base import wait_gone
+
+    trials = []
+    real = _trial.trial
+
+    def recorded(*a, **kw):
+        trials.append(real(*a, **kw))
+        return trials[-1]
+
+    monkeypatch.setattr(_trial, "trial", recorded)
     ex = get_exercise(m.exercise)
     ref = solution(m.exercise)
     rep = ex.run(Submission(_mutate(ref.bpf, m), ref.python, f"mistake {m.name}"))
@@ -105,6 +116,28 @@ def test_mistake_gets_a_report_with_its_hint(m):
     if "clean" in ex.CHECKS:
         assert {r.check: r for r in rep.results}["clean"].status == PASS, rep.text()
     assert my_children_but_reaper() == [], "a child process of the grading is still running"
+    for t in trials:  # what the compile child loaded went with it
+        assert wait_gone(t.kernel_ids.get("prog", []), timeout=10) == []
+        left = [i for i in t.kernel_ids.get("map", []) if map_alive(i)]
+        deadline = time.monotonic() + 10
+        while left and time.monotonic() < deadline:
+            time.sleep(0.05)
+            left = [i for i in left if map_alive(i)]
+        assert left == [], f"maps of the compile child still in the kernel: {left}"
+
+
+def map_alive(map_id: int) -> bool:
+    import ctypes
+
+    from ebpf_lab._bpfsys import _bpf
+
+    attr = ctypes.create_string_buffer(map_id.to_bytes(4, "little") + bytes(12))
+    try:
+        fd = _bpf(14, attr)  # BPF_MAP_GET_FD_BY_ID
+    except OSError:
+        return False
+    os.close(fd)
+    return True
 
 
 # --------------------------------------------------------------- hints, without the kernel
