@@ -151,6 +151,12 @@ def test_hint_comes_from_the_error_line_not_the_register_dump():
     assert kind == "unreleased-reference" and "ringbuf_submit" in hint
     log2 = "12: (63) *(u32 *)(r6 +8) = r7\nR6 invalid mem access 'ringbuf_mem_or_null'\nprocessed 12 insns (limit 1000000)\n"
     assert _hints.verifier_hint(log2)[0] == "null"
+    log3 = ("18: (85) call bpf_get_prandom_u32#7\ninfinite loop detected at insn 19\n"
+            "cur state: R0=scalar() R6=ringbuf_mem_or_null(id=2) refs=2\nold state: R0=scalar() refs=2\n")
+    assert _hints.verifier_hint(log3)[0] == "loop"
+    log4 = ("1000000: (07) r1 += 1\nBPF program is too large. Processed 1000001 insn\n"
+            "processed 1000001 insns (limit 1000000) max_states_per_insn 4 total_states 1 peak_states 1\n")
+    assert _hints.verifier_hint(log4)[0] == "loop"
 
 
 def test_hint_never_formats_learner_text():

@@ -504,7 +504,7 @@ class Grader:
             return False
         if t.stage == "compile":
             kind, hint = _hints.compile_hint(t.log)
-            if kind in ("map-too-big", "map-refused"):  # clang was content; the kernel refused to create the map
+            if kind in ("map-too-big", "map-invalid", "map-refused"):  # clang was content; the kernel refused to create the map
                 self.record(compiles, PASS)
                 self.record(loads, FAIL, "the kernel refused to create one of your maps: "
                             + _hints.compile_error_line(t.log), hint)

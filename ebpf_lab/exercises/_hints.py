@@ -28,6 +28,9 @@ UNKNOWN_FUNCTION_HINT = ("'{0}' is not a function a BPF program can call: BPF co
 COMPILE_RULES: List[Rule] = [
     ("stack-limit", r"stack limit of 512 bytes|Looks like the BPF stack limit", STACK_HINT),
     ("map-too-big", r"could not open bpf map.*(Argument list too long|E2BIG)", MAP_TOO_BIG_HINT),
+    ("map-invalid", r"could not open bpf map: (\w+), error: Invalid argument",
+     "the kernel refused to create the map '{0}' as declared (\"Invalid argument\"): a ring buffer's size "
+     "(BPF_RINGBUF_OUTPUT(name, pages)) must be a power of two, e.g. 1 << 6; other maps need at least one entry."),
     ("map-refused", r"could not open bpf map: (\w+)",
      "the kernel refused to create the map '{0}': check its type, key and value sizes and number of entries."),
     ("builtin-copy", r"built-in function '(memset|memcpy|memmove)' is not supported",
@@ -162,8 +165,12 @@ def compile_hint(log: str) -> Tuple[str, str]:
 
 def verifier_hint(log: str, compile_log: str = "", error: str = "") -> Tuple[str, str]:
     """(class, hint) for a program the kernel refused; ``compile_log`` adds clang's warnings (unknown helpers)."""
-    block = "\n".join(verifier_error_lines(log))
-    found = match(VERIFIER_RULES, block) if block else None
+    block = verifier_error_lines(log)
+    found = None
+    for line in block:  # the first line of the closing message that names a class wins (not a state dump after it)
+        found = match(VERIFIER_RULES, line)
+        if found:
+            break
     if found is None or found[0] == "unknown-function":
         for w in compile_warnings(compile_log):
             m = re.search(r"implicit declaration of function '(\w+)'", w)
