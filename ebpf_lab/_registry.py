@@ -3,7 +3,8 @@
 Tracing hooks (tracepoints, kprobes, uprobes through perf events) belong to
 file descriptors and vanish with the process. Network objects do not: network
 namespaces, veth links, clsact qdiscs, XDP programs and firewall rules stay
-until someone removes them. Every such object is recorded here the moment it
+until someone removes them; nor do child processes (workloads, sandboxes,
+compiler trials: ``_procs``) and scratch folders. Every such object is recorded here the moment it
 is created, in ``/run/ebpf-lab/<pid>.json``, and removed by whichever comes
 first:
 
@@ -61,7 +62,7 @@ def _start_reaper() -> None:
 
 
 def register(kind: str, **details: str) -> int:
-    """Record an object (kind: netns, link, qdisc, xdp, iptables, nft). Returns a token."""
+    """Record an object (kind: netns, link, qdisc, xdp, iptables, nft, file, dir, proc). Returns a token."""
     global _next
     with _lock:
         _next += 1
@@ -98,6 +99,15 @@ def remove(entry: Dict[str, str]) -> bool:
         return _run(inns + ["iptables", "-D"] + json.loads(entry["rule"])) or True
     if kind == "nft":
         return _run(inns + ["nft", "delete", "table"] + entry["table"].split()) or True
+    if kind == "proc":
+        from ._procs import end
+
+        return end(entry)
+    if kind == "dir":
+        import shutil
+
+        shutil.rmtree(entry["path"], ignore_errors=True)
+        return True
     if kind == "file":
         try:
             os.unlink(entry["path"])

@@ -109,6 +109,11 @@ class Workload:
     def wait(self, timeout: Optional[float] = None) -> int:
         return self.proc.wait(timeout)
 
+    def __post_init__(self) -> None:
+        from ._procs import register  # the reaper ends it if this process dies first (even by SIGKILL)
+
+        register(self.proc)
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
@@ -366,6 +371,11 @@ class Lesson:
 
         prepare()
         hooks = self.select_hooks()
+        if self.program_text is not None and not getattr(self, "_trial_done", False):
+            # a learner's text: a crash of clang or bcc must not end this process
+            from ._trial import compile_or_raise
+
+            compile_or_raise(self, hooks)
         t0 = time.monotonic()
         label = "your program" if self.program_text is not None else self.program
         doing = f"compiling lesson {self.id} ({label})"

@@ -118,8 +118,11 @@ def check_isolated(exercise_id: str, path: str) -> Report:
         r = subprocess.run([sys.executable, "-m", "ebpf_lab", "check", "--json", exercise_id, path],
                            capture_output=True, text=True, timeout=limit)
         try:
-            return report_from_dict(json.loads(r.stdout))
-        except (ValueError, KeyError, TypeError):
+            d = json.loads(r.stdout)
+            if d.get("error") or not d.get("results"):
+                raise ValueError(d.get("error") or "no results")
+            return report_from_dict(d)
+        except (ValueError, KeyError, TypeError, AttributeError):
             why = (r.stderr.strip().splitlines() or [f"exit status {r.returncode}"])[-1]
     except subprocess.TimeoutExpired:
         why = f"it did not finish within {limit:g} s"
@@ -146,6 +149,10 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
     ex = get_exercise(exercise_id)
     if not os.path.isdir(folder):
         raise LabParameterError(f"grading {folder}: no such folder")
+    if csv:
+        check_writable(csv, "--csv")
+    if checks_csv:
+        check_writable(checks_csv, "--checks-csv")
     found: Dict[str, str] = {}
     for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
         found[learner_name(path)] = path
@@ -185,10 +192,58 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
     df.attrs["exercise"] = exercise_id
     df.attrs["checks"] = pd.DataFrame(long_rows)
     if csv:
-        df.to_csv(csv)
+        write_atomic(csv, df.to_csv())
     if checks_csv:
-        df.attrs["checks"].to_csv(checks_csv, index=False)
+        write_atomic(checks_csv, df.attrs["checks"].to_csv(index=False))
     return df
+
+
+def check_writable(path: str, what: str = "output") -> None:
+    """Raise LabParameterError now (before any work) if ``path`` cannot be written."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise LabParameterError(f"{what} {path}: is a folder; give a file name")
+    if not os.path.isdir(folder):
+        raise LabParameterError(f"{what} {path}: the folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise LabParameterError(f"{what} {path}: cannot write there (permission denied)")
+
+
+def write_atomic(path: str, text: str) -> str:
+    """Write ``text`` to ``path`` through a temporary file and a rename (readers never see half a file).
+
+    If it still fails (the disk filled, the folder vanished), the text is kept in a file beside it or,
+    failing that, in the temporary folder, and the LabError raised names where: nothing is lost.
+    """
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+        return path
+    except OSError as e:
+        for where in (folder, tempfile.gettempdir()):
+            try:
+                fd, kept = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.kept-", suffix=os.path.splitext(path)[1],
+                                            dir=where)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                break
+            except OSError:
+                continue
+        else:
+            raise LabError(f"writing {path} failed ({e.strerror or e}), and no copy could be kept") from None
+        raise LabError(f"writing {path} failed ({e.strerror or e}); the data was kept in {kept}") from None
 
 
 # ------------------------------------------------------------------ release
@@ -335,9 +390,17 @@ def _cfg_check(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    if not os.path.exists(args.notebook):
-        raise LabParameterError(f"checking {args.notebook}: no such file")
-    rep = check(args.exercise, args.notebook, force_hook=args.hook)
+    try:
+        if not os.path.exists(args.notebook):
+            raise LabParameterError(f"checking {args.notebook}: no such file")
+        if os.path.isdir(args.notebook):
+            raise LabParameterError(f"checking {args.notebook}: a folder, not a notebook (grade a folder with "
+                                    "`ebpf-lab grade`)")
+        rep = check(args.exercise, args.notebook, force_hook=args.hook)
+    except LabError as e:
+        if args.json:  # --json always prints JSON: the error, for machines; the line, for people
+            print(json.dumps({"exercise": args.exercise, "origin": args.notebook, "error": str(e), "results": []}))
+        raise
     print(json.dumps(report_to_dict(rep)) if args.json else rep.text())
     return 0 if rep.passed else 1
 
@@ -351,6 +414,7 @@ def _cfg_grade(p: argparse.ArgumentParser) -> None:
 
 
 def _cmd_grade(args: argparse.Namespace) -> int:
+    get_exercise(args.exercise)  # an unknown exercise, a bad folder or --csv path: said before any grading
     df = grade(args.folder, args.exercise, csv=args.csv, progress=True, checks_csv=args.checks_csv)
     checks = [c for c in get_exercise(args.exercise).CHECKS]
     short = df[checks + ["points", "max_points", "percent"]].replace({PASS: "ok", FAIL: "FAIL", SKIP: "-"})

@@ -24,7 +24,7 @@ import pandas as pd
 from .. import _kernel
 from ..engine import Hook, Lesson
 from ..errors import AttachError, CompileError, FeatureUnavailable, LabError, PrivilegeError, VerifierError
-from . import _sandbox
+from . import _hints, _sandbox
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 #: seconds a learner's Python function may run before the grader stops it
@@ -172,33 +172,9 @@ class Report:
 
 
 # ------------------------------------------------------ kind explanations
-_COMPILE_HINTS: List[Tuple[str, str]] = [
-    (r"use of undeclared identifier '(\w+)'",
-     "'{0}' is not declared where you use it: check its spelling, and declare variables and maps before the code that uses them."),
-    (r"implicit declaration of function '(\w+)'",
-     "'{0}' is called before it is declared: define it above, or check its spelling (BPF helpers are spelled bpf_...)."),
-    (r"expected ';'", "a semicolon is missing at the end of a statement (clang points just after it)."),
-    (r"expected '\}'|expected '\)'", "a bracket is not closed: count the ( ) and { } around the line clang names."),
-    (r"no member named '(\w+)'", "the struct has no field '{0}': look at the struct's definition (or the tracepoint's format file) for the right name."),
-    (r"incompatible|cannot convert|invalid operands", "two types do not fit together there: look at what each side of the expression is."),
-]
-
-_VERIFIER_HINTS: List[Tuple[str, str]] = [
-    (r"(map_value_or_null|ringbuf_mem_or_null|_or_null)",
-     "a pointer that may be NULL is used without a check: test the result of lookup(), lookup_or_try_init() "
-     "or ringbuf_reserve() with `if (!p) return 0;` before using it."),
-    (r"Unreleased reference|unreleased reference",
-     "memory reserved with ringbuf_reserve() must be given back on every path: ringbuf_submit() or ringbuf_discard()."),
-    (r"back-edge|infinite loop|loop is not bounded",
-     "the verifier must see every loop end: give loops a constant upper bound."),
-    (r"invalid indirect read from stack|invalid read from stack",
-     "a helper reads stack memory you never wrote: initialise structs and keys first (`struct key_t key = {};`)."),
-    (r"invalid access to packet|R\d+ offset is outside of the packet",
-     "the program reads a packet header without proving it lies before data_end: check "
-     "`if ((void *)(ip + 1) > data_end) return ...;` before reading ip->... (the same for every header)."),
-    (r"invalid mem access|invalid access to", "the program reads memory it may not read directly: use bpf_probe_read_kernel() / bpf_probe_read_user()."),
-    (r"unknown func|program of this type cannot use helper", "this hook's programs may not call that helper."),
-]
+# (the hint tables live in _hints: chosen from the line of the log that names the error)
+_COMPILE_HINTS: List[Tuple[str, str]] = [(rx, hint) for _, rx, hint in _hints.COMPILE_RULES]
+_VERIFIER_HINTS: List[Tuple[str, str]] = [(rx, hint) for _, rx, hint in _hints.VERIFIER_RULES]
 
 
 #: helpers that change the machine rather than observe it: no exercise needs them, and a grader
@@ -212,10 +188,11 @@ def forbidden_helpers(text: str) -> List[str]:
 
 
 def explain(patterns: List[Tuple[str, str]], log: str, default: str) -> str:
+    """The hint of the first pattern found in ``log`` (no formatting: ``{0}`` is replaced, braces stay braces)."""
     for rx, hint in patterns:
         m = re.search(rx, log)
         if m:
-            return hint.format(*m.groups())
+            return _hints.fill(hint, m.groups())
     return default
 
 
@@ -436,6 +413,11 @@ class Grader:
                         f"keep your C code in the string {self.exercise.bpf_var} = r\"\"\"...\"\"\" in the cell tagged "
                         f"'{self.exercise.bpf_tag}'.")
             return None
+        odd = not_text(text)
+        if odd:
+            self.record(compiles, FAIL, f"your C program cannot be compiled: {odd}",
+                        "C source is plain text: delete the character and type it again.")
+            return None
         bad = forbidden_helpers(text)
         if bad:
             self.record(compiles, FAIL, f"your program calls {', '.join(bad)}(), which changes the machine "
@@ -445,27 +427,21 @@ class Grader:
         p = self.program(text, hooks, cflags, events_map=events_map)
         if prepare is not None:
             prepare(p)
+        if not self._trial(p, text, compiles, loads):
+            return None
         try:
             p.compile()
-        except CompileError as e:
+        except CompileError as e:  # the trial compiled it: only a difference between two compiles lands here
             log = e.log or p.compile_log
             self.record(compiles, FAIL, "your C program does not compile. clang says:\n" + first_errors(log),
-                        explain(_COMPILE_HINTS, log, "read the first error: clang names the line and column of "
-                                "your program where it stopped."))
-            return None
-        missing = [h.fn for h in p.hooks if not _has_function(p, h.fn)]
-        if missing:
-            self.record(compiles, FAIL, f"your program compiles, but has no function {missing[0]}().",
-                        f"the grader attaches {missing[0]}() to {p.hooks[0].name}: keep the function's name as given.")
+                        _hints.compile_hint(p.compile_log or log)[1])
             return None
         self.record(compiles, PASS)
         try:
             p.load()
         except VerifierError as e:
             self.record(loads, FAIL, "the kernel's verifier refused your program. The end of its log:\n"
-                        + verifier_summary(e.log),
-                        explain(_VERIFIER_HINTS, e.log, "the last lines of the verifier's log name the instruction "
-                                "it refused; the line above it says why."))
+                        + verifier_summary(e.log), _hints.verifier_hint(e.log, p.compile_log, str(e))[1])
             return None
         except FeatureUnavailable as e:
             self.record(loads, FAIL, str(e), "this machine cannot run the hook; try the lab VM (see the README).")
@@ -484,12 +460,64 @@ class Grader:
         self.hooks = [h.name for h in p.hooks]
         return p
 
+    def _trial(self, p: GradedProgram, text: str, compiles: str, loads: str) -> bool:
+        """Compile and load the learner's program in a child process first (see ebpf_lab._trial).
+
+        A crash of LLVM or bcc there (a stack frame over 512 bytes, an undeclared name handed to a map
+        method) becomes a failed check with the compiler's own words; so do compile and verifier errors,
+        each with the hint for its class. True when the program may be compiled in this process.
+        """
+        from .. import _trial
+        from ..engine import _prog_type
+        from .._bcc import import_bcc
+        from ..kernel_headers import prepare
+
+        p.preflight()
+        prepare()
+        hooks = p.select_hooks()
+        bcc = import_bcc()
+        t = _trial.trial(text, p.cflags(), [(h.fn, _prog_type(bcc, h.kind)) for h in hooks], load=True)
+        p._trial_done = True
+        if t.ok:
+            return True
+        if t.stage in ("crash", "timeout"):
+            kind, hint = _hints.crash_hint(t.log)
+            said = first_errors(p._explain_compile(t.log)) if t.log.strip() else ""
+            how = (t.error if t.stage == "timeout" else
+                   f"killed by {_trial._signame(t.signal)}" if t.signal else t.error or "no answer")
+            what = "did not finish" if t.stage == "timeout" else "crashed"
+            self.record(compiles, FAIL, f"the compiler {what} on your program ({how}); it ran in a separate "
+                        "process, so the grader carried on. " + (f"clang/LLVM said:\n{said}" if said
+                                                                 else t.crash_summary()), hint)
+            return False
+        if t.stage == "compile":
+            kind, hint = _hints.compile_hint(t.log)
+            if kind in ("map-too-big", "map-invalid", "map-refused"):  # clang was content; the kernel refused to create the map
+                self.record(compiles, PASS)
+                self.record(loads, FAIL, "the kernel refused to create one of your maps: "
+                            + _hints.compile_error_line(t.log), hint)
+                return False
+            self.record(compiles, FAIL, "your C program does not compile. clang says:\n"
+                        + first_errors(p._explain_compile(t.log)), hint)
+            return False
+        if t.stage == "missing":
+            fn = t.missing[0]
+            where = next((h.name for h in hooks if h.fn == fn), "its hook")
+            self.record(compiles, FAIL, f"your program compiles, but has no function {fn}().",
+                        f"the grader attaches {fn}() to {where}: keep the function's name as given.")
+            return False
+        self.record(compiles, PASS)
+        self.record(loads, FAIL, "the kernel's verifier refused your program. The end of its log:\n"
+                    + verifier_summary(t.log), _hints.verifier_hint(t.log, t.compile_log, t.error)[1])
+        return False
+
     def hidden(self, file: str, hooks: Sequence[Hook], cflags: Sequence[str] = ()) -> GradedProgram:
         """The exercise's own truth program (ebpf_lab/exercises/programs/FILE), attached next to the learner's."""
         from importlib import resources
 
         text = (resources.files("ebpf_lab") / "exercises" / "programs" / file).read_text()
         p = self.program(text, hooks, cflags, label=f"grader's {file}")
+        p._trial_done = True  # the grader's own program: no need to try it in a child first
         p.compile()
         p.load()
         p.attach()
@@ -567,13 +595,6 @@ def _python_hint(kind: str) -> str:
         "ZeroDivisionError": "a division by zero: is your total 0?",
         "ModuleNotFoundError": "only the standard library, numpy and pandas are available to your function.",
     }.get(kind, "run your function in the notebook on a small example to see where it goes wrong.")
-
-
-def _has_function(p: GradedProgram, fn: str) -> bool:
-    from .._bcc import import_bcc
-
-    bcc = import_bcc()
-    return bool(bcc.lib.bpf_function_start(p.bpf.module, fn.encode()))
 
 
 # ------------------------------------------------------ the exercise
@@ -681,11 +702,28 @@ def cell_tags(cell: Dict[str, Any]) -> List[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+def not_text(source: str) -> str:
+    """'' when ``source`` is plain text; else one line saying where it is not (a lone surrogate, a NUL)."""
+    for i, line in enumerate(source.splitlines() or [source], 1):
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"line {i} holds a character that is not text ({line[e.start]!r}): retype that line."
+        if "\0" in line:
+            return f"line {i} holds a NUL character: retype that line."
+    return ""
+
+
 def string_assigned(source: str, name: str) -> Tuple[Optional[str], str]:
     """The string literal assigned to ``name`` in ``source`` (without running it), or a problem."""
+    bad = not_text(source)
+    if bad:
+        return None, f"the cell with your C program cannot be read: {bad}"
     try:
         tree = ast.parse(source)
-    except SyntaxError as e:
+    except (SyntaxError, ValueError) as e:
+        if not isinstance(e, SyntaxError):
+            return None, f"the cell with your C program is not valid Python ({e})."
         return None, f"the cell with your C program is not valid Python (line {e.lineno}: {e.msg})."
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
@@ -699,18 +737,46 @@ def functions_defined(source: str, names: Sequence[str]) -> Dict[str, str]:
     """Which of ``names`` the cell defines; each maps to the whole cell (imports and helpers included)."""
     try:
         tree = ast.parse(source)
-    except SyntaxError:
-        return {n: source for n in names}  # let the sandbox report the syntax error with its line
+    except (SyntaxError, ValueError):  # ValueError: a NUL or a lone surrogate
+        return {n: source for n in names}  # let the sandbox report the error with its line
     defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
     return {n: source for n in names if n in defined}
+
+
+def not_a_notebook(nb: Any) -> str:
+    """'' for something shaped like a notebook (nbformat 4: a dict with a list of cells), else why not."""
+    if not isinstance(nb, dict):
+        return f"it holds a JSON {type(nb).__name__}, not an object with \"cells\"."
+    if not isinstance(nb.get("cells"), list):
+        return "it has no list of \"cells\"."
+    for i, c in enumerate(nb["cells"]):
+        if not isinstance(c, dict):
+            return f"cell {i} is not an object."
+        src = c.get("source", "")
+        if not isinstance(src, str) and not (isinstance(src, list) and all(isinstance(x, str) for x in src)):
+            return f"cell {i}'s source is neither text nor a list of lines."
+        meta = c.get("metadata", {})
+        if not isinstance(meta, dict) or not isinstance(meta.get("tags", []), list):
+            return f"cell {i}'s metadata is malformed."
+    if not isinstance(nb.get("metadata", {}), dict) or not isinstance(nb.get("metadata", {}).get("ebpf_lab", {}), dict):
+        return "its metadata is malformed."
+    return ""
 
 
 def submission_from_notebook(path: str, ex: Exercise) -> Submission:
     try:
         with open(path, encoding="utf-8") as f:
             nb = json.load(f)
-    except (OSError, ValueError) as e:
-        return Submission(None, {}, path, [f"could not read the notebook {path}: {e}"])
+    except UnicodeDecodeError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: it is not UTF-8 text "
+                                           f"(byte {e.object[e.start:e.start + 1]!r} at offset {e.start})."])
+    except ValueError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: it is not JSON ({e})."])
+    except OSError as e:
+        return Submission(None, {}, path, [f"could not read the notebook {path}: {e.strerror or e}."])
+    why = not_a_notebook(nb)
+    if why:
+        return Submission(None, {}, path, [f"{path} is not a Jupyter notebook: {why}"])
     problems: List[str] = []
     bpf: Optional[str] = None
     py_src: List[str] = []

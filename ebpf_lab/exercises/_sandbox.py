@@ -94,7 +94,6 @@ class Outcome:
 
 
 def _drop_privileges() -> None:
-    os.setsid()
     if os.geteuid() == 0:
         try:
             os.setgroups([])
@@ -115,20 +114,28 @@ def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[
                  timeout: float = 10.0) -> Outcome:
     """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults."""
     request = pickle.dumps({"source": source, "function": function, "args": tuple(args), "kwargs": kwargs or {}})
+    from .. import _procs, _registry
+
     with tempfile.TemporaryDirectory(prefix=f"ebl-ex-{os.getpid()}-py-") as home:
+        dir_token = _registry.register("dir", path=home)  # removed by the reaper if the grader is killed
         if os.geteuid() == 0:
             os.chown(home, 65534, 65534)  # the learner's own scratch space; nothing is read back from it
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "PYTHONPATH")}
         env.update(HOME=home, MPLCONFIGDIR=home, PYTHONDONTWRITEBYTECODE="1")
         proc = subprocess.Popen([sys.executable, "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, cwd=home, env=env, preexec_fn=_drop_privileges)
+                                stderr=subprocess.PIPE, cwd=home, env=env,
+                                preexec_fn=_procs.preexec(_drop_privileges, session=True))
+        token = _procs.register(proc)
         try:
             out, err = proc.communicate(request, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
             proc.communicate()
             return Outcome("timeout", message=f"did not return within {timeout:g} s")
-        _kill_group(proc.pid)  # whatever the learner's code started in the background goes too
+        finally:
+            _kill_group(proc.pid)  # whatever the learner's code started in the background goes too
+            _registry.unregister(token)
+            _registry.unregister(dir_token)
     try:
         d = json.loads(out.decode(errors="replace"))
     except ValueError:

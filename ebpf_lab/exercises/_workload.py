@@ -1,10 +1,14 @@
-"""Small workloads of the exercises: child processes that wait for a go, so pids are known first."""
+"""Small workloads of the exercises: child processes that wait for a go, so pids are known first.
+
+Each dies with the grader, even when the grader is killed (``_procs``).
+"""
 from __future__ import annotations
 
 import subprocess
 import sys
 from typing import List
 
+from .. import _procs
 from ..errors import LabError
 
 _PRELUDE = r'''
@@ -20,8 +24,8 @@ class Paused:
 
     def __init__(self, script: str, comm: str) -> None:
         code = f"COMM = {comm.encode()!r}\n" + _PRELUDE + script
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
+        self.proc = _procs.popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE)
         self.pid = self.proc.pid
         self.comm = comm
 
@@ -41,7 +45,9 @@ class Sleepers:
     """``n`` idle processes (``sleep``) to be signalled; killed by :meth:`stop`."""
 
     def __init__(self, n: int) -> None:
-        self.procs: List[subprocess.Popen] = [subprocess.Popen(["sleep", "120"]) for _ in range(n)]
+        self.procs: List[subprocess.Popen] = [
+            _procs.popen(["sleep", "120"], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL) for _ in range(n)]
         self.pids = [p.pid for p in self.procs]
 
     def stop(self) -> None:

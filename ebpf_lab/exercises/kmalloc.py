@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Sequence
 import pandas as pd
 
 from .._workloads import binary
+from .. import _procs
 from ..engine import Hook
 from ..errors import LabError
 from ._base import FAIL, Exercise, Fail, Grader, Stop
@@ -35,8 +36,8 @@ class Storms:
             if not n:
                 pids.append(0)
                 continue
-            p = subprocess.Popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            p = _procs.popen([exe, str(n), "wait"], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             self.procs.append(p)
             pids.append(p.pid)
         self.target, self.noise = pids

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
+from .. import _procs
 from ..engine import Hook
 from ._base import Exercise, Fail, GradedProgram, Grader, Stop
 
@@ -168,7 +169,7 @@ class NetWorkload:
              tcp_payloads: Sequence[int] = ()) -> Traffic:
         net = self.net
         recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+                         stderr=subprocess.DEVNULL, text=True, preexec_fn=_procs.preexec())
         try:
             line = recv.stdout.readline().strip()
             if line != "ready":
