@@ -16,7 +16,7 @@ from nbgrader.preprocessors import ClearSolutions
 
 class ClearSolutionsC(ClearSolutions):
     def _replace_solution_region(self, cell: Any, language: str) -> bool:
-        from .grading import _strip_solutions
+        from .grading import strip_solutions
 
         if self.begin_solution_delimeter not in cell.source:
             return False
@@ -25,7 +25,7 @@ class ClearSolutionsC(ClearSolutions):
         if not is_c:
             return super()._replace_solution_region(cell, language)
         try:
-            out = _strip_solutions([ln + "\n" for ln in lines], cell.cell_type, "a solution cell")
+            out = strip_solutions([ln + "\n" for ln in lines], cell.cell_type, "a solution cell")
         except Exception as e:
             raise RuntimeError(str(e)) from None
         cell.source = "".join(out).rstrip("\n") if not cell.source.endswith("\n") else "".join(out)

@@ -247,7 +247,7 @@ def write_atomic(path: str, text: str) -> str:
 
 
 # ------------------------------------------------------------------ release
-def _strip_solutions(lines: List[str], cell_type: str, where: str) -> List[str]:
+def strip_solutions(lines: List[str], cell_type: str, where: str) -> List[str]:
     out: List[str] = []
     inside = False
     for ln in lines:
@@ -289,7 +289,7 @@ def release_notebook(nb: Dict[str, Any], where: str = "notebook") -> Dict[str, A
             continue
         src = cell.get("source", "")
         lines = src.splitlines(True) if isinstance(src, str) else list(src)
-        cell["source"] = "".join(_strip_solutions(lines, cell.get("cell_type", "code"), f"{where} cell {i}"))
+        cell["source"] = "".join(strip_solutions(lines, cell.get("cell_type", "code"), f"{where} cell {i}"))
         if cell.get("cell_type") == "code":
             cell["outputs"] = []
             cell["execution_count"] = None

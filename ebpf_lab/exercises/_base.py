@@ -468,15 +468,13 @@ class Grader:
         each with the hint for its class. True when the program may be compiled in this process.
         """
         from .. import _trial
-        from ..engine import _prog_type
-        from .._bcc import import_bcc
+        from ..bpf import prog_type
         from ..kernel_headers import prepare
 
         p.preflight()
         prepare()
         hooks = p.select_hooks()
-        bcc = import_bcc()
-        t = _trial.trial(text, p.cflags(), [(h.fn, _prog_type(bcc, h.kind)) for h in hooks], load=True)
+        t = _trial.trial(text, p.cflags(), [(h.fn, prog_type(h.kind)) for h in hooks], load=True)
         p._trial_done = True
         if t.ok:
             return True

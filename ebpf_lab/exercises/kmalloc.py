@@ -98,7 +98,7 @@ def _run_storms(g: Grader, min_bytes: int) -> tuple:
     return st, flags
 
 
-def _truth(truth) -> Dict[int, Dict[str, int]]:
+def truth_counts(truth) -> Dict[int, Dict[str, int]]:
     return {int(k): v for k, v in truth.map_items("truth_by_pid")}
 
 
@@ -155,7 +155,7 @@ class KmallocFilter(Exercise):
         judged = []
         for mb, p, truth in rounds:
             ev = p.events()
-            t = _truth(truth).get(tp)
+            t = truth_counts(truth).get(tp)
             if t is None or t["ge_alloc"] == 0:
                 raise Fail("the workload did not allocate as expected, so nothing could be checked.",
                            "grade again; tell your teacher if it persists.")
@@ -278,7 +278,7 @@ class KmallocPerPid(Exercise):
         third.go(wait=False)
         st.go()
         third.go()
-        t = _truth(truth)
+        t = truth_counts(truth)
         totals = {int(k): int(v) for k, v in truth.map_items("all_bytes")}
         if p is not None:
             self._grade_map(g, p, st, t)

@@ -11,7 +11,7 @@ from typing import Dict
 
 from ..engine import Hook
 from ._base import Exercise, Fail, Grader, Stop
-from .kmalloc import HOOK, Storms, _truth
+from .kmalloc import HOOK, Storms, truth_counts
 
 
 class FixTheVerifier(Exercise):
@@ -41,7 +41,7 @@ class FixTheVerifier(Exercise):
             raise Stop
         truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={st.noise}", "-DMIN_BYTES=0"])
         st.go()
-        t = _truth(truth)[st.target]
+        t = truth_counts(truth)[st.target]
         items: Dict[int, int] = {}
 
         @g.step("fires", needs=["loads"])
