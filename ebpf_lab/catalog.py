@@ -17,6 +17,7 @@ LESSONS: Dict[str, str] = {  # in the order of the notebooks
     "args-return-uprobes": "ebpf_lab.lessons.args_return:UprobeArgsReturnLesson",
     "tc-classifier": "ebpf_lab.lessons.tc_classifier:TcClassifierLesson",
     "xdp-vs-tc": "ebpf_lab.lessons.xdp_vs_tc:XdpVsTcLesson",
+    "three-ways": "ebpf_lab.lessons.three_ways:ThreeWaysLesson",
 }
 
 
