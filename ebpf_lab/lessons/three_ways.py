@@ -497,6 +497,8 @@ class ThreeWaysLesson(ReportingLesson):
         self.core: Optional[CoreBuild] = core_build
         self.children: Dict[str, _Child] = {}
         self.ready_s: Dict[str, float] = {}
+        #: kernel ids of the programs loaded by bcc and by the loader (bpftrace's go with its process)
+        self.prog_ids: Dict[str, List[int]] = {}
         self.libbpf_log = ""
 
     # --------------------------------------------------------- sources
@@ -540,7 +542,10 @@ class ThreeWaysLesson(ReportingLesson):
             self._require(State.COMPILED, doing="loading")
             self.state = State.LOADED
             return pd.DataFrame()
-        return super().load()
+        df = super().load()
+        if "prog_id" in df:
+            self.prog_ids["bcc"] = [int(i) for i in df["prog_id"]]
+        return df
 
     # --------------------------------------------------------- attach
     def attach(self) -> pd.DataFrame:
@@ -583,8 +588,10 @@ class ThreeWaysLesson(ReportingLesson):
         child = _Child(method, argv, stdin_pipe=stdin_pipe)
         self.children[method] = child
         self._stack.callback(child.stop, signal.SIGINT if method == "bpftrace" else signal.SIGTERM)
-        child.wait_for(ready, READY_TIMEOUT_S, f"attaching the {method} way of lesson {self.id}")
+        _, line = child.wait_for(ready, READY_TIMEOUT_S, f"attaching the {method} way of lesson {self.id}")
         self.ready_s[method] = round(time.monotonic() - t0, 3)
+        if method == "libbpf":
+            self.prog_ids["libbpf"] = [int(json.loads(line).get("prog_id", 0))]
 
     # -------------------------------------------------------- workload
     def start_workload(self, pause_ms: Optional[int] = None) -> Workload:
