@@ -583,6 +583,11 @@ class ThreeWaysLesson(ReportingLesson):
             raise
         return pd.DataFrame(rows)
 
+    def loader_log(self) -> str:
+        """What the libbpf loader wrote to stderr so far: libbpf's debug log (the CO-RE relocations)."""
+        c = self.children.get("libbpf")
+        return "\n".join(c.stderr) if c is not None else self.libbpf_log
+
     def _start(self, method: str, argv: List[str], ready: Any, stdin_pipe: bool = False) -> None:
         t0 = time.monotonic()
         child = _Child(method, argv, stdin_pipe=stdin_pipe)
