@@ -130,13 +130,16 @@ print(lab.source("loader"))
 
 # %% tags=["build"]
 steps = lab.build()
-for s in steps.itertuples():
-    print(f"## {s.step}  ({s.seconds:g} s)\n$ {s.command}")
-    if s.output:
-        print("\n".join(s.output.splitlines()[:8]))
-    print()
-if lab.core is not None:
-    print(f"{'reused the build in' if lab.core.cached else 'built into'} {lab.core.dir}")
+if lab.core is None:
+    print(f"The libbpf way is not built here: {lab.skipped.get('libbpf', 'it was not asked for')}")
+else:
+    for s in steps.itertuples():
+        print(f"## {s.step}  ({s.seconds:g} s)\n$ {s.command}")
+        if s.output:
+            print("\n".join(s.output.splitlines()[:8]))
+        print()
+    print(f"reused the build made earlier in {lab.core.dir}: the commands and times above are that build's"
+          if lab.core.cached else f"built into {lab.core.dir}")
     print(f"built from the BTF of kernel {lab.core.built_on}; object sha256 {lab.core.object_sha256[:16]}…; "
           f"the loader carries the object unchanged: {lab.core.object_in_loader()}")
 

@@ -930,6 +930,9 @@ def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = 
 
 def cost_conclusions(costs: pd.DataFrame) -> List[str]:
     """Sentences derived from the measured figures (nothing asserted that the numbers do not show)."""
+    if len(costs) < 2:
+        ran = ", ".join(costs["method"]) or "no way"
+        return [f"only {ran} ran here, so there is nothing to compare it with"]
     out = []
     for col, what, unit in (("first_event_s", "time from nothing to the first event", "s"),
                             ("peak_rss_mb", "peak memory (RSS) of the tool's process", "MB"),
