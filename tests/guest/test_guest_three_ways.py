@@ -33,7 +33,7 @@ from three_ways_inside import check_foreign_core
 
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_RESULTS = "/mnt/results"
-GUEST_TESTS = ["tests/test_three_ways.py", "tests/test_notebook_06.py", "tests/guest/three_ways_inside.py"]
+GUEST_TESTS = ["tests/test_three_ways.py", "tests/test_notebooks_06.py", "tests/guest/three_ways_inside.py"]
 IMAGE_TIMEOUT_S = 900
 GUEST_TIMEOUT_S = 1800
 
