@@ -788,17 +788,24 @@ def _so_closure(path: str) -> List[str]:
     return list(dict.fromkeys(out))
 
 
-def _tree_bytes(path: str) -> int:
-    total, seen = 0, set()
-    for root, _dirs, files in os.walk(path, followlinks=True):
-        for n in files:
-            try:
-                st = os.stat(os.path.join(root, n))
-            except OSError:
+def _tree_bytes(*paths: str) -> int:
+    """Bytes of the distinct files under paths, following symbolic links (each real folder walked once)."""
+    total, seen_files, seen_dirs = 0, set(), set()
+    for path in paths:
+        for root, dirs, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(root)
+            if real in seen_dirs:
+                dirs[:] = []
                 continue
-            if (st.st_dev, st.st_ino) not in seen:
-                seen.add((st.st_dev, st.st_ino))
-                total += st.st_size
+            seen_dirs.add(real)
+            for n in files:
+                try:
+                    st = os.stat(os.path.join(root, n))
+                except OSError:
+                    continue
+                if (st.st_dev, st.st_ino) not in seen_files:
+                    seen_files.add((st.st_dev, st.st_ino))
+                    total += st.st_size
     return total
 
 
@@ -806,14 +813,16 @@ def _files_bytes(paths: Sequence[str]) -> int:
     return sum(os.path.getsize(p) for p in dict.fromkeys(paths) if os.path.isfile(p))
 
 
-def _headers_tree() -> str:
+def _headers_trees() -> List[str]:
+    """The header folders bcc compiles against here (build and source halves, or the lab's merged fallback)."""
     from ..kernel_headers import headers_info
 
     h = headers_info()
     if h.path:
-        return h.path
-    b = f"/lib/modules/{platform.release()}/build"
-    return os.path.realpath(b) if os.path.exists(b) else ""
+        return [h.path]
+    base = f"/lib/modules/{platform.release()}"
+    return list(dict.fromkeys(os.path.realpath(os.path.join(base, d)) for d in ("build", "source")
+                              if os.path.exists(os.path.join(base, d))))
 
 
 def disk_needs(core: Optional[CoreBuild]) -> Dict[str, Dict[str, Any]]:
@@ -829,11 +838,11 @@ def disk_needs(core: Optional[CoreBuild]) -> Dict[str, Dict[str, Any]]:
     lib = lib if os.path.isabs(lib) else next((p for p in ("/usr/lib/x86_64-linux-gnu/libbcc.so.0", "/usr/lib/libbcc.so.0",
                                                          "/usr/lib/aarch64-linux-gnu/libbcc.so.0") if os.path.exists(p)), "")
     files = (_so_closure(lib) if lib else []) + [sys.executable]
-    hdr = _headers_tree()
+    hdr = _headers_trees()
     out["bcc"] = {"needs_on_target": "Python, bcc (its LLVM/clang inside libbcc), kernel headers matching the kernel",
                   "disk_mb": round((_files_bytes(files) + _tree_bytes(os.path.dirname(bcc.__file__))
-                                    + (_tree_bytes(hdr) if hdr else 0)) / 1e6, 1),
-                  "disk_what": f"libbcc and its libraries, the bcc module, Python, headers {hdr or '(none)'}"}
+                                    + _tree_bytes(*hdr)) / 1e6, 1),
+                  "disk_what": f"libbcc and its libraries, the bcc module, Python, headers {' + '.join(hdr) or '(none)'}"}
     bt = _which("bpftrace")
     if bt:
         out["bpftrace"] = {"needs_on_target": "bpftrace (its LLVM inside), the kernel's BTF",
