@@ -19,6 +19,7 @@ from __future__ import annotations
 import glob
 import os
 import platform
+import re
 import signal
 import subprocess
 import time
@@ -108,7 +109,8 @@ def test_three_ways_on_the_guest_kernel(tmp_path, tier_report):
     assert len(guest_builds) == 1, f"expected one CO-RE build made in the guest, found {guest_builds}\n{where}"
     facts = check_foreign_core(guest_builds[0])
 
-    crossed = [ln for ln in guest_out.splitlines() if ln.startswith("CO-RE object built on")]
+    crossed = re.findall(r"CO-RE object built on .*", guest_out)  # printed by three_ways_inside.py (-s)
+    assert crossed, f"the guest did not report loading the host's CO-RE object\n{where}"
     tier_report.extend([f"three-ways guest tier: {info.splitlines()[0] if info else '?'}; {len(cases)} guest tests "
                         f"passed in {run_s:.0f} s (image {build_s:.0f} s)"]
                        + [f"  host -> guest: {ln}" for ln in crossed]
