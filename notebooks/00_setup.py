@@ -27,6 +27,7 @@
 # | 03 args & return | 进阶用法 | kprobe + kretprobe, uprobes |
 # | 04 TC classifier | 网络 / 实例 | TC clsact ingress |
 # | 05 XDP vs TC vs iptables | xdp与tc | XDP, TC, iptables, measured |
+# | 06 three ways | 开发方式 (libbpf, bpftrace, bcc) | tracepoint `syscalls:sys_enter_kill`, with bcc, bpftrace and libbpf + CO-RE |
 
 # %% [markdown]
 # ## 内核追踪 — ways to write eBPF programs

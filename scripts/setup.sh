@@ -31,7 +31,7 @@ die() { printf '[setup] error: %s\n' "$*" >&2; exit 1; }
 command -v apt-get >/dev/null || die "this set-up knows Debian and Ubuntu (apt-get); install bcc, clang, llvm, iproute2 and Python 3 venv support by hand on other systems."
 
 # ---------------------------------------------------------------- packages
-pkgs=(python3-bpfcc bpfcc-tools bpftrace clang llvm libbpf-dev iproute2
+pkgs=(python3-bpfcc bpfcc-tools bpftrace clang llvm libbpf-dev libelf-dev zlib1g-dev iproute2
       iputils-ping python3-venv python3-pip gcc make libc6-dev
       iptables nftables netsniff-ng kmod ca-certificates procps)
 # A font with Chinese glyphs (the tutorial's headings are Chinese beside the
