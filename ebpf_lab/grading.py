@@ -325,6 +325,8 @@ def release(*, root: Optional[str] = None, check_only: bool = False) -> List[str
         path = os.path.join(top, "notebooks", name)
         nb = nbpair.read_pair(path)
         cells = [c for c in nb.cells if c.cell_type == "markdown" and _TABLE_HEAD in c.source]
+        if not cells and not rows:
+            continue  # a lesson with no exercises (yet) needs no table
         if len(cells) != 1:
             raise LabError(f"releasing {os.path.relpath(path, top)}: {len(cells)} markdown cells hold the exercise "
                            f"table (a line '{_TABLE_HEAD}'); there must be one, near the end")
