@@ -129,11 +129,11 @@ def test_mistake_gets_a_report_with_its_hint(m, monkeypatch):
 def map_alive(map_id: int) -> bool:
     import ctypes
 
-    from ebpf_lab._bpfsys import _bpf
+    from ebpf_lab._bpfsys import sys_bpf
 
     attr = ctypes.create_string_buffer(map_id.to_bytes(4, "little") + bytes(12))
     try:
-        fd = _bpf(14, attr)  # BPF_MAP_GET_FD_BY_ID
+        fd = sys_bpf(14, attr)  # BPF_MAP_GET_FD_BY_ID
     except OSError:
         return False
     os.close(fd)
