@@ -12,6 +12,13 @@ per drain however many events there are.
 Record header (8 bytes): ``u32 len`` with bit 31 = busy (not yet committed)
 and bit 30 = discarded, then ``u32 page offset``. Records are 8-byte aligned.
 
+Waiting: the reader also makes an epoll file descriptor on the map (as
+libbpf's ``ring_buffer__poll`` does) and :meth:`RingReader.wait` sleeps on it
+with a timeout. Edge-triggered: the programs submit without wake-ups, except
+when the unread data crosses a high-water mark (``BPF_RB_FORCE_WAKEUP``), so
+a wait ends either at that mark or at the timeout — never spinning on a ring
+that always holds a few events, never sleeping while the ring fills.
+
 Memory ordering: the kernel commits a record with a release store of its
 header. This reader uses plain loads, which x86-64's ordering makes enough;
 on weaker architectures (arm64) a header could be seen before its data, so
@@ -20,6 +27,7 @@ the lab has been exercised on x86-64 only.
 from __future__ import annotations
 
 import mmap
+import select
 from typing import List
 
 import numpy as np
@@ -61,6 +69,18 @@ class RingReader:
         )
         self.records = 0
         self.discarded = 0
+        self.wakeups = 0
+        self._epoll = select.epoll()
+        self._epoll.register(map_fd, select.EPOLLIN | select.EPOLLET)
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until the program wakes the reader or ``timeout`` seconds pass. True if woken."""
+        try:
+            woken = bool(self._epoll.poll(timeout))
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+            woken = False
+        self.wakeups += woken
+        return woken
 
     def pending_bytes(self) -> int:
         return int(self._prod[0]) - int(self._cons[0])
@@ -104,6 +124,10 @@ class RingReader:
         return out
 
     def close(self) -> None:
+        try:
+            self._epoll.close()
+        except OSError:
+            pass
         # numpy views keep the maps referenced; drop them first.
         self._cons = self._prod = self._data = None  # type: ignore[assignment]
         for m in (self._cons_map, self._prod_map):
