@@ -54,27 +54,27 @@ def _parse_sets(sets: List[str]) -> Dict[str, str]:
     return out
 
 
-def write_frame(df: Any, out: str) -> None:
-    if out.endswith(".csv"):
-        df.to_csv(out, index=False)
-    elif out.endswith(".parquet"):
-        df.to_parquet(out, index=False)
-    else:
-        raise LabParameterError(f"--out {out!r}: the file name must end in .csv or .parquet")
+def write_frame(df: Any, out: str) -> str:
+    """Write the DataFrame atomically (see ebpf_lab/output.py); returns the path written."""
+    from .output import write_frame as _write
+
+    return _write(df, out)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .catalog import get_lesson
 
-    if args.out and not args.out.endswith((".csv", ".parquet")):
-        raise LabParameterError(f"--out {args.out!r}: the file name must end in .csv or .parquet")
+    if args.out:  # before anything is compiled or collected: a bad path must not cost the data
+        from .output import check_out_path
+
+        check_out_path(args.out)
     cls = get_lesson(args.lesson)
     lesson = cls(**_parse_sets(args.set))
     df = lesson.run(args.seconds, workload=not args.no_workload)
     print(summary(df))
     if args.out:
-        write_frame(df, args.out)
-        print(f"wrote {len(df):,} rows to {args.out}")
+        path = write_frame(df, args.out)
+        print(f"wrote {len(df):,} rows to {path}")
     return 0
 
 

@@ -626,7 +626,7 @@ class Lesson:
                         if now - done_at >= 0.2:
                             break
                     prog.update(now - t0, f"{n:,} events")
-                    self._wait(self.poll_interval)
+                    self._wait(min(self.poll_interval, max(0.0, t0 + limit - now)))
                 n += self.drain()
             arr = self._pending or ChunkedRecords(self._reader.dtype if self._reader else None)
             self._pending = None

@@ -14,8 +14,7 @@ from typing import Any, ClassVar, Dict, List, Optional
 import numpy as np
 import pandas as pd
 
-from .. import _kernel
-from .._bcc import import_bcc
+from .. import _kernel, _ksyms
 from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
@@ -207,22 +206,13 @@ class KmallocLesson(Lesson):
 
 
 def symbolize(addrs: np.ndarray) -> pd.Categorical:
-    """Kernel addresses -> symbol names (looked up once per distinct address)."""
+    """Kernel addresses -> symbol names: each distinct address looked up once, all at once (ebpf_lab/_ksyms.py)."""
     if len(addrs) == 0:
         return pd.Categorical([])
-    bcc = import_bcc()
     codes, uniq = factorize(addrs)
-    names = []
-    for a in uniq.tolist():
-        if a == 0:
-            names.append("")
-            continue
-        try:
-            names.append(bcc.BPF.ksym(a, show_offset=False).decode(errors="replace"))
-        except Exception:
-            names.append(hex(a))
+    names = _ksyms.names(uniq)
     cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(remap.astype(np.int32)[codes], categories=pd.Index(cats, dtype=object))
+    return pd.Categorical.from_codes(remap.astype(np.int32).reshape(-1)[codes], categories=pd.Index(cats, dtype=object))
 
 
 # ------------------------------------------------------------------ plots
