@@ -214,3 +214,73 @@ def test_cli_full_disk_keeps_the_collected_rows(tmp_path):
     assert os.path.dirname(saved) == str(tmp_path)
     df = pd.read_csv(saved)
     assert len(df) >= 3 * 3000 and (df.comm == "ebl-kmalloc").sum() >= 3000
+
+
+WRAP_PROGRAM = r"""
+struct rec { u64 seq; u64 triple; u64 inverse; u64 pid; u64 tail; };   /* 40 bytes: 48 in the ring */
+BPF_RINGBUF_OUTPUT(events, 1);                                          /* one page: 85 1/3 records */
+BPF_ARRAY(counts, u64, 2);                                              /* [0] made, [1] dropped */
+
+int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
+{
+	int made = 0, dropped = 1;
+	if ((bpf_get_current_pid_tgid() >> 32) != ONLY_PID)
+		return 0;
+	u64 *n = counts.lookup(&made);
+	if (!n)
+		return 0;
+	u64 seq = __sync_fetch_and_add(n, 1);
+	struct rec *r = events.ringbuf_reserve(sizeof(struct rec));
+	if (!r) {
+		counts.increment(dropped);
+		return 0;
+	}
+	r->seq = seq;
+	r->triple = seq * 3;
+	r->inverse = ~seq;
+	r->pid = ONLY_PID;
+	r->tail = 0x5a5a5a5a5a5a5a5aULL;
+	events.ringbuf_submit(r, 0);
+	return 0;
+}
+"""
+
+
+@pytest.mark.root
+@pytest.mark.tracepoints
+def test_records_that_wrap_around_the_ring_arrive_whole(no_bpf_leak):
+    """A 48-byte stride does not divide the ring: records straddle its end and must be read whole."""
+    from ebpf_lab._bcc import import_bcc
+    from ebpf_lab._bpfsys import map_info
+    from ebpf_lab._ringbuf import RingReader
+    from ebpf_lab.engine import _lab_bpf_class
+    from ebpf_lab.kernel_headers import prepare
+
+    prepare()
+    storm = _storm(3000)
+    b = _lab_bpf_class(import_bcc())(text=WRAP_PROGRAM, cflags=[f"-DONLY_PID={storm.pid}"])
+    reader = None
+    try:
+        b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")
+        tab = b["events"]
+        dtype = np.dtype([("seq", "<u8"), ("triple", "<u8"), ("inverse", "<u8"), ("pid", "<u8"), ("tail", "<u8")])
+        reader = RingReader(tab.map_fd, int(map_info(tab.map_fd)["max_entries"]), dtype)
+        _go(storm)
+        got = []
+        while storm.poll() is None:
+            got.append(reader.drain())
+        got.append(reader.drain())
+        recs = np.concatenate(got)
+        made, dropped = (int(v.value) for v in b["counts"].values())
+    finally:
+        storm.kill()
+        storm.wait()
+        if reader is not None:
+            reader.close()
+        b.cleanup()
+    assert made == 9000 and len(recs) + dropped == made
+    assert reader.wrapped > 0  # the straddling path ran
+    seq = recs["seq"]
+    assert (np.diff(seq.astype(np.int64)) > 0).all()
+    assert (recs["triple"] == seq * np.uint64(3)).all() and (recs["inverse"] == ~seq).all()
+    assert (recs["pid"] == storm.pid).all() and (recs["tail"] == np.uint64(0x5A5A5A5A5A5A5A5A)).all()

@@ -132,6 +132,7 @@ class KmallocLesson(Lesson):
     def to_frame(self, arr: Any) -> pd.DataFrame:
         n = len(arr)
         cs = arr["call_site"]
+        sym = symbolize(cs)  # first: the symbol table is freed before the other columns exist (peak memory)
         ts = arr["ts_ns"].astype(np.int64)
         req = arr["bytes_req"].astype(np.int64)
         alloc = arr["bytes_alloc"].astype(np.int64)
@@ -147,7 +148,7 @@ class KmallocLesson(Lesson):
             "slack": alloc - req,
             "gfp_flags": arr["gfp_flags"].astype(np.uint32),
             "call_site": cs.astype(np.uint64),
-            "call_site_sym": symbolize(cs),
+            "call_site_sym": sym,
             "event": pd.Categorical.from_codes(arr["kind"].astype(np.int8),
                                                categories=pd.Index(["kmalloc", "mm_page_alloc"], dtype=object)),
         }

@@ -7,6 +7,8 @@
  *   OUTPUT=0  bpf_trace_printk into trace_pipe (the tutorial's way)
  *   OUTPUT=1  BPF_PERF_OUTPUT, one wake-up per event (bcc's examples)
  *   OUTPUT=2  BPF_RINGBUF_OUTPUT, ringbuf_output(..., 0): one wake-up per event
+ *   OUTPUT=3  count only: the pid test and one counter increment, nothing sent
+ *   OUTPUT=4  empty: returns at once (the floor: what attaching anything costs)
  *   ONLY_PID  the storm's pid; `count` counts its events in the kernel (the truth)
  */
 #ifndef OUTPUT
@@ -32,13 +34,18 @@ BPF_RINGBUF_OUTPUT(events, 1 << 12);
 
 int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 {
+#if OUTPUT == 4
+	return 0;
+#else
 	u64 id = bpf_get_current_pid_tgid();
 	int zero = 0;
 
 	if ((id >> 32) != ONLY_PID)
 		return 0;
 	count.increment(zero);
-#if OUTPUT == 0
+#if OUTPUT == 3
+	return 0;
+#elif OUTPUT == 0
 	bpf_trace_printk("bytes_alloc: %d \n", args->bytes_alloc);
 #else
 	struct alloc_event e = {};
@@ -56,5 +63,6 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 #endif
 #endif
 	return 0;
+#endif
 }
 /* License: GPL (bcc's default). */
