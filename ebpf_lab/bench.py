@@ -17,12 +17,14 @@ Per method: the storm's speed as a % of untraced and of the empty program (each
 against its own round), events lost (worst round) against the kernel's count of
 the storm's events, collector CPU per event, the collector process's peak RSS.
 
-End to end (whole processes, as a user runs them, against a storm that runs
-throughout): a plain bcc script (per-event callback, csv module) and
-``ebpf-lab run kmalloc --out x.csv`` / ``x.parquet``, each collecting for two
-durations; CPU per event is the marginal cost between the two (so imports and
-compile are separate: "start-up"), and start-up to first event is the time
-from launching the process to the first event it wrote.
+End to end (whole processes, as a user runs them): a plain bcc script
+(per-event callback, csv module) and ``ebpf-lab run kmalloc --no-workload
+--out x.csv`` / ``x.parquet``, each attached before a storm of known size
+starts (the bench waits until the process has mapped its ring or perf
+buffer), for two storm sizes and the same collection time; CPU per event is
+the marginal cost between the two (so imports and compile are separate:
+"start-up"), and start-up to first event is the time from launching the
+process to the first event it wrote.
 
 Then a 1M-row lesson DataFrame: its memory and its write times to CSV and
 Parquet. ``--load`` runs everything with a CPU hog pinned to the collector's
@@ -101,9 +103,36 @@ def _plain_bpf(output: int, pid: int) -> Any:
     return b
 
 
-def child(method: str, iterations: int) -> Dict[str, Any]:
-    """One method in this (fresh) process. Returns its figures."""
+def _enable_run_time_stats() -> Optional[int]:
+    """BPF_ENABLE_STATS: the kernel times every BPF program run while the returned fd is open
+    (a reference, not the global sysctl: other users' setting is left alone)."""
+    import ctypes
+
+    from ._bpfsys import _bpf
+
+    attr = ctypes.create_string_buffer(8)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
+    try:
+        return _bpf(32, attr)  # BPF_ENABLE_STATS
+    except OSError:
+        return None
+
+
+def _prog_ns_per_run(fd: int) -> Optional[float]:
+    from ._bpfsys import prog_info
+
+    info = prog_info(fd)
+    cnt, ns = info.get("run_cnt"), info.get("run_time_ns")
+    return round(ns / cnt, 1) if cnt and ns is not None else None  # type: ignore[operator]
+
+
+def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
+    """One method in this (fresh) process. Returns its figures.
+
+    With ``stats``, the kernel also times the BPF program (which costs every
+    run two clock reads: such runs are kept apart from the speed figures).
+    """
     _pin(COLLECTOR_CPU)
+    stats_fd = _enable_run_time_stats() if stats else None
     storm = _start_storm(iterations)
     received: Optional[int] = 0
     known: Optional[int] = None
@@ -185,6 +214,10 @@ def child(method: str, iterations: int) -> Dict[str, Any]:
         cpu = _cpu_s() - cpu0
         if b is not None and method != "empty":
             known = int(b["count"][0].value)
+        if stats_fd is not None:
+            bpf = b if b is not None else (lesson.bpf if lesson is not None else None)
+            if bpf is not None:
+                extra["bpf_ns_per_run"] = _prog_ns_per_run(bpf.funcs[b"on_kmalloc"].fd)
         n, secs = _storm_result(storm)
     finally:
         if storm.poll() is None:
@@ -193,6 +226,8 @@ def child(method: str, iterations: int) -> Dict[str, Any]:
             b.cleanup()
         if lesson is not None:
             lesson.detach()
+        if stats_fd is not None:
+            os.close(stats_fd)
     return {"method": method, "iterations": n, "storm_s": secs, "storm_rate": n / secs,
             "events_known": known, "events_received": received,
             "events_lost": (known - received) if known is not None and received is not None else None,
@@ -202,74 +237,104 @@ def child(method: str, iterations: int) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------ end to end
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def bcc_script(pid: int, seconds: float, out: str) -> None:
-    """A plain bcc script, as bcc's examples write one: a callback per event, a csv row per event."""
+    """A plain bcc script, as bcc's examples write one: a Python callback per event (ring buffer, bcc's
+    cheaper way), a csv row per event; it stops when the traced process has exited (or after ``seconds``)."""
     import csv
 
-    b = _plain_bpf(1, pid)
+    b = _plain_bpf(OUTPUT_MODE["bcc-ring"], pid)
     tab = b["events"]
     f = open(out, "w", newline="")
     w = csv.writer(f)
     w.writerow(["ts_ns", "call_site", "pid", "tid", "bytes_req", "bytes_alloc", "comm"])
 
-    def cb(cpu: int, data: Any, size: int) -> None:
+    def cb(ctx: Any, data: Any, size: int) -> None:
         ev = tab.event(data)
         w.writerow([ev.ts_ns, ev.call_site, ev.pid, ev.tid, ev.bytes_req, ev.bytes_alloc, ev.comm.decode()])
 
-    tab.open_perf_buffer(cb, page_cnt=256)
+    tab.open_ring_buffer(cb)
     end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        b.perf_buffer_poll(timeout=50)
+    while time.monotonic() < end and _alive(pid):
+        b.ring_buffer_poll(timeout=50)
+    for _ in range(3):
+        b.ring_buffer_poll(timeout=50)
     f.close()
     b.cleanup()
 
 
-def e2e_once(method: str, pid: int, seconds: float, folder: str) -> Dict[str, Any]:
-    """Run one whole process against the running storm; its CPU (rusage), rows, start-up to first event."""
+def _ready(pid: int) -> bool:
+    """Has the process mapped its ring buffer? Both the lab and the bcc script do so after attaching."""
+    try:
+        with open(f"/proc/{pid}/maps") as f:
+            text = f.read()
+    except OSError:
+        return False
+    return "bpf-map" in text or "bpf-ringbuf" in text
+
+
+def e2e_once(method: str, iterations: int, seconds: float, folder: str) -> Dict[str, Any]:
+    """One whole process, as a user runs it, against a storm of known size that starts once it is attached.
+
+    Its CPU comes from wait4 (the process alone: the storm is the bench's child, not its).
+    """
     ext = ".parquet" if method == "lab-parquet" else ".csv"
-    out = os.path.join(folder, f"{method}-{seconds}{ext}")
-    if method == "bcc-script":
-        cmd = [sys.executable, "-m", "ebpf_lab.bench", "--script", str(pid), "--seconds", str(seconds), "--out", out]
-    else:
-        cmd = [sys.executable, "-m", "ebpf_lab", "run", "kmalloc", "--no-workload", "--seconds", str(seconds),
-               "--set", f"only_pid={pid}", "--set", "min_bytes=0", "--out", out]
-    t0_ns = time.monotonic_ns()
-    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: _pin(COLLECTOR_CPU))
-    _, status, ru = os.wait4(p.pid, 0)
-    err = p.stderr.read() if p.stderr else ""
-    if status != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
-    import numpy as np
+    out = os.path.join(folder, f"{method}-{iterations}{ext}")
+    storm = _start_storm(iterations)
+    try:
+        if method == "bcc-script":
+            cmd = [sys.executable, "-m", "ebpf_lab.bench", "--script", str(storm.pid), "--seconds", str(seconds), "--out", out]
+        else:
+            cmd = [sys.executable, "-m", "ebpf_lab", "run", "kmalloc", "--no-workload", "--seconds", str(seconds),
+                   "--set", f"only_pid={storm.pid}", "--set", "min_bytes=0", "--out", out]
+        t0_ns = time.monotonic_ns()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=lambda: _pin(COLLECTOR_CPU))
+        while not _ready(p.pid) and p.poll() is None:
+            time.sleep(0.005)
+        _go(storm)
+        _, status, ru = os.wait4(p.pid, 0)
+        err = p.stderr.read() if p.stderr else ""
+        if status != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed:\n{err[-2000:]}")
+        storm_done = storm.poll() is not None
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+        storm.wait()
     import pandas as pd
 
-    ts = pd.read_parquet(out, columns=["ts_ns"])["ts_ns"] if ext == ".parquet" else pd.read_csv(out, usecols=["ts_ns"])["ts_ns"]
+    ts = (pd.read_parquet(out, columns=["ts_ns"]) if ext == ".parquet" else pd.read_csv(out, usecols=["ts_ns"]))["ts_ns"]
     rows = len(ts)
-    first = int(np.min(ts.to_numpy())) if rows else None
+    first = int(ts.min()) if rows else None
     os.unlink(out)
-    return {"method": method, "seconds": seconds, "rows": rows, "cpu_s": ru.ru_utime + ru.ru_stime,
-            "rss_mb": ru.ru_maxrss / 1024, "first_event_s": (first - t0_ns) / 1e9 if first else None}
+    return {"method": method, "iterations": iterations, "rows": rows, "cpu_s": ru.ru_utime + ru.ru_stime,
+            "rss_mb": ru.ru_maxrss / 1024, "storm_done": storm_done,
+            "first_event_s": (first - t0_ns) / 1e9 if first else None}
 
 
-def end_to_end(rounds: int, short: float, long: float) -> List[Dict[str, Any]]:
-    storm = _start_storm(1 << 62, wait=False)  # runs until killed
+def end_to_end(rounds: int, small: int, big: int, seconds: Dict[str, float]) -> List[Dict[str, Any]]:
     res: Dict[str, List[Dict[str, Any]]] = {m: [] for m in E2E}
-    try:
-        with tempfile.TemporaryDirectory(prefix="ebl-bench-") as folder:
-            for rnd in range(rounds):
-                order = E2E[rnd % len(E2E):] + E2E[:rnd % len(E2E)]
-                for m in order:
-                    a = e2e_once(m, storm.pid, short, folder)
-                    b = e2e_once(m, storm.pid, long, folder)
-                    per = (b["cpu_s"] - a["cpu_s"]) / max(1, b["rows"] - a["rows"])
-                    res[m].append({"per_event_us": 1e6 * per, "startup_s": a["cpu_s"] - per * a["rows"],
-                                   "first_event_s": a["first_event_s"], "rss_mb": max(a["rss_mb"], b["rss_mb"]),
-                                   "rows": (a["rows"], b["rows"])})
-                    print(f"  end-to-end round {rnd + 1}/{rounds} {m:<11} {a['rows']:,} / {b['rows']:,} rows, "
-                          f"{1e6 * per:.2f} us/event", flush=True)
-    finally:
-        storm.kill()
-        storm.wait()
+    with tempfile.TemporaryDirectory(prefix="ebl-bench-") as folder:
+        for rnd in range(rounds):
+            order = E2E[rnd % len(E2E):] + E2E[:rnd % len(E2E)]
+            for m in order:
+                a = e2e_once(m, small, seconds[m], folder)
+                b = e2e_once(m, big, seconds[m], folder)
+                per = (b["cpu_s"] - a["cpu_s"]) / max(1, b["rows"] - a["rows"])
+                res[m].append({"per_event_us": 1e6 * per, "startup_s": a["cpu_s"] - per * a["rows"],
+                               "first_event_s": a["first_event_s"], "rss_mb": max(a["rss_mb"], b["rss_mb"]),
+                               "rows": (a["rows"], b["rows"]), "complete": a["storm_done"] and b["storm_done"]})
+                print(f"  end-to-end round {rnd + 1}/{rounds} {m:<11} {a['rows']:,} / {b['rows']:,} rows, "
+                      f"CPU {a['cpu_s']:.2f} / {b['cpu_s']:.2f} s -> {1e6 * per:.2f} us/event"
+                      + ("" if a["storm_done"] and b["storm_done"] else " (storm outlasted the collection)"), flush=True)
     out = []
     for m in E2E:
         rs = res[m]
@@ -277,7 +342,7 @@ def end_to_end(rounds: int, short: float, long: float) -> List[Dict[str, Any]]:
         out.append({"method": m, "per_event_us": _median(per), "spread": f"{per[0]:.2f}-{per[-1]:.2f}",
                     "startup_s": _median([r["startup_s"] for r in rs]),
                     "first_event_s": _median([r["first_event_s"] for r in rs if r["first_event_s"] is not None] or [float("nan")]),
-                    "rss_mb": max(r["rss_mb"] for r in rs)})
+                    "rss_mb": max(r["rss_mb"] for r in rs), "complete": all(r["complete"] for r in rs)})
     return out
 
 
@@ -367,6 +432,10 @@ def _run(args: argparse.Namespace, events: int, rounds: int, load: bool) -> int:
             print(f"  round {rnd + 1}/{rounds} {m:<9} storm {res['storm_rate']:,.0f} it/s"
                   + (f", {res['events_received']:,} events received" if res["events_received"] is not None else ""),
                   flush=True)
+    # The BPF program's own time per run, measured by the kernel, in separate runs (timing costs each run).
+    prog_ns: Dict[str, Optional[float]] = {}
+    for m in METHODS[1:]:
+        prog_ns[m] = _spawn(["--child", m, "--iterations", str(max(1000, iterations // 4)), "--stats"]).get("bpf_ns_per_run")
     results = []
     for m in METHODS:
         vs_un = sorted(100.0 * r["storm_rate"] / runs["untraced"][i]["storm_rate"] for i, r in enumerate(runs[m]))
@@ -380,27 +449,42 @@ def _run(args: argparse.Namespace, events: int, rounds: int, load: bool) -> int:
             "lost_worst": max(lost) if lost else None, "lost_rounds": lost,
             "cpu_us_per_event": round(_median(cpu), 3) if cpu else None,
             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs[m]),
+            "bpf_ns": prog_ns.get(m),
             "wakeups": [r.get("wakeups") for r in runs[m]] if m == "ebpf-lab" else None,
         })
     print(f"\nmedians of {rounds} round(s) (each traced run against the untraced/empty run of its own round); "
           "spread = lowest-highest; lost = worst round; RSS = highest")
-    print(f"{'method':<10} {'vs untraced':>17} {'vs empty':>17} {'events':>9} {'lost':>6} {'CPU/event':>10} {'peak RSS':>9}")
+    print(f"{'method':<10} {'vs untraced':>17} {'vs empty':>17} {'events':>9} {'lost':>6} {'CPU/event':>10} "
+          f"{'peak RSS':>9} {'BPF ns/run':>10}")
     for r in results:
         print(f"{r['method']:<10} {r['speed_pct']:>6.1f}% ({r['speed_spread']:>7}) {r['vs_empty_pct']:>6.1f}% "
               f"({r['vs_empty_spread']:>7}) {_fmt(r['events_known'], ',.0f'):>9} {_fmt(r['lost_worst']):>6} "
-              f"{_fmt(r['cpu_us_per_event'], '.2f', ' us'):>10} {r['peak_rss_mb']:>6.0f} MB")
+              f"{_fmt(r['cpu_us_per_event'], '.2f', ' us'):>10} {r['peak_rss_mb']:>6.0f} MB {_fmt(r['bpf_ns'], '.0f'):>10}")
     lab = results[-1]
     print(f"ebpf-lab lost per round: {lab['lost_rounds']}; collector wake-ups by the program per round: {lab['wakeups']}")
+    untraced_ns = 1e9 / _median([r["storm_rate"] for r in runs["untraced"]]) / per_iter
+    if lab["bpf_ns"] and prog_ns.get("empty"):
+        est = 100.0 / (1 + per_iter * (lab["bpf_ns"] - prog_ns["empty"]) / (1e9 / _median([r["storm_rate"] for r in runs["empty"]])))
+        print(f"BPF ns/run: the kernel's own timing of each program (BPF_ENABLE_STATS, separate runs). The untraced storm "
+              f"spends {untraced_ns:,.0f} ns of kernel+user time per event; from the program times, the lesson program "
+              f"alone should keep the storm at ~{est:.0f}% of the empty program's speed")
 
-    e2e_rounds = max(1, min(rounds, int(getattr(args, "e2e_rounds", 3))))
-    print(f"\nend to end, whole processes against a running storm, {args.short:g} s and {args.long:g} s of collection, "
-          f"{e2e_rounds} round(s):")
-    e2e = end_to_end(e2e_rounds, args.short, args.long)
+    e2e_rounds = max(1, min(rounds, int(getattr(args, "e2e_rounds", 2))))
+    big = iterations
+    small = max(1000, iterations // 5)
+    rate = {r["method"]: _median([x["storm_rate"] for x in runs[r["method"]]]) for r in results}
+    # one collection time per process for both storm sizes (idle polling then cancels out of the marginal cost)
+    seconds = {"bcc-script": round(3 + 3 * big / rate["bcc-ring"], 1)}  # a cap: the script stops when the storm exits
+    seconds["lab-csv"] = seconds["lab-parquet"] = round(2 + 1.5 * big / rate["ebpf-lab"], 1)
+    print(f"\nend to end: whole processes as a user runs them, each attached before a storm of {small * per_iter:,.0f} "
+          f"then {big * per_iter:,.0f} events starts; the bcc script stops when the storm exits, the lab collects "
+          f"for {seconds['lab-csv']:g} s (--seconds) both times; {e2e_rounds} round(s):")
+    e2e = end_to_end(e2e_rounds, small, big, seconds)
     print(f"{'process':<12} {'CPU/event (marginal)':>24} {'start-up CPU':>13} {'start-up to 1st event':>22} {'peak RSS':>9}")
     for r in e2e:
         print(f"{r['method']:<12} {r['per_event_us']:>8.2f} us ({r['spread']:>11}) {r['startup_s']:>11.2f} s "
               f"{r['first_event_s']:>20.2f} s {r['rss_mb']:>6.0f} MB")
-    print("  bcc-script: per-event callback, csv.writer, 7 columns; lab-*: `ebpf-lab run kmalloc --no-workload "
+    print("  bcc-script: ring buffer, a Python callback per event, csv.writer, 7 columns; lab-*: `ebpf-lab run kmalloc --no-workload "
           "--set only_pid=STORM --out FILE`, the lesson's 13 columns (symbols included)")
 
     mem = _spawn(["--frame", str(args.rows)])
@@ -432,6 +516,7 @@ if __name__ == "__main__":
     p.add_argument("--child")
     p.add_argument("--iterations", type=int, default=100000)
     p.add_argument("--frame", type=int)
+    p.add_argument("--stats", action="store_true", help="also time the BPF program (BPF_ENABLE_STATS)")
     p.add_argument("--script", type=int, help="run the plain bcc script against this pid")
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--out")
@@ -442,4 +527,4 @@ if __name__ == "__main__":
     elif a.frame:
         print(json.dumps(frame_and_write(a.frame)))
     else:
-        print(json.dumps(child(a.child, a.iterations)))
+        print(json.dumps(child(a.child, a.iterations, a.stats)))
