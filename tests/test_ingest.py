@@ -216,34 +216,7 @@ def test_cli_full_disk_keeps_the_collected_rows(tmp_path):
     assert len(df) >= 3 * 3000 and (df.comm == "ebl-kmalloc").sum() >= 3000
 
 
-WRAP_PROGRAM = r"""
-struct rec { u64 seq; u64 triple; u64 inverse; u64 pid; u64 tail; };   /* 40 bytes: 48 in the ring */
-BPF_RINGBUF_OUTPUT(events, 1);                                          /* one page: 85 1/3 records */
-BPF_ARRAY(counts, u64, 2);                                              /* [0] made, [1] dropped */
-
-int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
-{
-	int made = 0, dropped = 1;
-	if ((bpf_get_current_pid_tgid() >> 32) != ONLY_PID)
-		return 0;
-	u64 *n = counts.lookup(&made);
-	if (!n)
-		return 0;
-	u64 seq = __sync_fetch_and_add(n, 1);
-	struct rec *r = events.ringbuf_reserve(sizeof(struct rec));
-	if (!r) {
-		counts.increment(dropped);
-		return 0;
-	}
-	r->seq = seq;
-	r->triple = seq * 3;
-	r->inverse = ~seq;
-	r->pid = ONLY_PID;
-	r->tail = 0x5a5a5a5a5a5a5a5aULL;
-	events.ringbuf_submit(r, 0);
-	return 0;
-}
-"""
+WRAP_PROGRAM = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ringbuf_wrap.bpf.c")
 
 
 @pytest.mark.root
@@ -258,7 +231,7 @@ def test_records_that_wrap_around_the_ring_arrive_whole(no_bpf_leak):
 
     prepare()
     storm = _storm(3000)
-    b = _lab_bpf_class(import_bcc())(text=WRAP_PROGRAM, cflags=[f"-DONLY_PID={storm.pid}"])
+    b = _lab_bpf_class(import_bcc())(src_file=WRAP_PROGRAM, cflags=[f"-DONLY_PID={storm.pid}"])
     reader = None
     try:
         b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")

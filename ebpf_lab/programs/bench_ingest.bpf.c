@@ -15,6 +15,7 @@
 #define OUTPUT 2
 #endif
 
+/* The same record as lesson 02's (kmalloc.bpf.c): the same bytes cross the ring. */
 struct alloc_event {
 	u64 ts_ns;
 	u64 call_site;
@@ -22,6 +23,10 @@ struct alloc_event {
 	u32 tid;
 	u32 bytes_req;
 	u32 bytes_alloc;
+	u32 gfp_flags;
+	u16 cpu;
+	u8 kind;
+	u8 _pad;
 	char comm[16];
 };
 
@@ -55,6 +60,8 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 	e.tid = (u32)id;
 	e.bytes_req = args->bytes_req;
 	e.bytes_alloc = args->bytes_alloc;
+	e.gfp_flags = args->gfp_flags;
+	e.cpu = bpf_get_smp_processor_id();
 	bpf_get_current_comm(&e.comm, sizeof(e.comm));
 #if OUTPUT == 1
 	events.perf_submit(args, &e, sizeof(e));
