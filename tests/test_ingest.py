@@ -48,7 +48,7 @@ def test_storm_collection_reports_exactly_the_workloads_events(no_bpf_leak):
     ended. Each iteration opens, reads and closes /proc/self/stat; the read
     allocates the seq_file buffer (4096 bytes, seq_read_iter) exactly once.
     """
-    n = 40_000
+    n = 30_000  # 90,000 events, 5.8 MB: the default ring holds 8 MiB
     storm = _storm(n, cpu=0)
     try:
         lab = KmallocLesson(min_bytes=0, only_pid=storm.pid)
@@ -73,10 +73,10 @@ def test_storm_collection_reports_exactly_the_workloads_events(no_bpf_leak):
 @pytest.mark.root
 @pytest.mark.tracepoints
 def test_the_program_wakes_the_collector_at_its_high_water_mark(no_bpf_leak, monkeypatch):
-    """With a 60 s timeout, only the program's wake-up can end the wait: it must come when 2 MiB wait."""
+    """With a 60 s timeout, only the program's wake-up can end the wait: it must come when 1 MiB waits."""
     monkeypatch.setattr(KmallocLesson, "poll_interval", 60.0)
-    mark_events = (4096 * 4096 // 8) // EVENT_BYTES  # WAKE_BYTES of the default ring, in events
-    storm = _storm(40_000)  # 120,000 events: past the mark, within the ring
+    mark_events = (KmallocLesson.params["ring_pages"].default * 4096 // 8) // EVENT_BYTES  # WAKE_BYTES, in events
+    storm = _storm(30_000)  # 90,000 events: past the mark, within the ring
     try:
         with KmallocLesson(min_bytes=0, only_pid=storm.pid) as lab:
             lab.compile(), lab.load(), lab.attach()

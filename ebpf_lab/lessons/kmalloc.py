@@ -86,9 +86,9 @@ class KmallocLesson(Lesson):
                        choices=("kmalloc", "mm_page_alloc")),
         "stream": Param(True, "send every allocation to user space (False: in-kernel histogram only)", cflag="STREAM"),
         "only_pid": Param(0, "0 for every process, else only this process id", min=0, max=1 << 22, cflag="ONLY_PID"),
-        "ring_pages": Param(4096, "ring buffer size in 4 KiB pages (a power of two). The default, 16 MiB, holds "
-                            "~260,000 events: a quarter second of one CPU allocating as fast as it can, so the "
-                            "collector (woken when 2 MiB wait) has time to drain even on a busy machine; "
+        "ring_pages": Param(2048, "ring buffer size in 4 KiB pages (a power of two). The default, 8 MiB, holds "
+                            "~130,000 events: an eighth of a second of one CPU allocating a million times a second, "
+                            "so the collector (woken when 1 MiB waits) has time to drain even on a busy machine; "
                             "a smaller ring can lose events, and the lesson then says how many",
                             choices=tuple(1 << k for k in range(0, 17)), cflag="RING_PAGES"),
         "iterations": Param(20000, "how many open/read/close rounds the built-in workload does", min=1, max=10_000_000),
