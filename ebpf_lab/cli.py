@@ -4,7 +4,7 @@
     ebpf-lab lessons [--files]
     ebpf-lab run LESSON [--seconds S] [--set NAME=VALUE]... [--no-workload] [--out FILE.csv|FILE.parquet]
     ebpf-lab cleanup
-    ebpf-lab bench ingest [--events N]
+    ebpf-lab bench ingest [--events N] [--rounds N] [--load]
 """
 from __future__ import annotations
 
@@ -61,27 +61,27 @@ def _parse_sets(sets: List[str]) -> Dict[str, str]:
     return out
 
 
-def write_frame(df: Any, out: str) -> None:
-    if out.endswith(".csv"):
-        df.to_csv(out, index=False)
-    elif out.endswith(".parquet"):
-        df.to_parquet(out, index=False)
-    else:
-        raise LabParameterError(f"--out {out!r}: the file name must end in .csv or .parquet")
+def write_frame(df: Any, out: str) -> str:
+    """Write the DataFrame atomically (see ebpf_lab/output.py); returns the path written."""
+    from .output import write_frame as _write
+
+    return _write(df, out)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from .catalog import get_lesson
 
-    if args.out and not args.out.endswith((".csv", ".parquet")):
-        raise LabParameterError(f"--out {args.out!r}: the file name must end in .csv or .parquet")
+    if args.out:  # before anything is compiled or collected: a bad path must not cost the data
+        from .output import check_out_path
+
+        check_out_path(args.out)
     cls = get_lesson(args.lesson)
     lesson = cls(**_parse_sets(args.set))
     df = lesson.run(args.seconds, workload=not args.no_workload)
     print(summary(df))
     if args.out:
-        write_frame(df, args.out)
-        print(f"wrote {len(df):,} rows to {args.out}")
+        path = write_frame(df, args.out)
+        print(f"wrote {len(df):,} rows to {path}")
     return 0
 
 
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--events", type=int, default=500_000, help="storm size in events (default 500000)")
     b.add_argument("--rows", type=int, default=1_000_000, help="rows for the DataFrame memory figure")
     b.add_argument("--rounds", type=int, default=3, help="repeat every method this many times, interleaved (default 3)")
+    b.add_argument("--load", action="store_true", help="run everything with a CPU hog pinned to the collector's CPU")
+    b.add_argument("--e2e-rounds", type=int, default=2, help="end-to-end rounds (at most --rounds; default 2)")
     b.set_defaults(fn=cmd_bench)
     for name, (configure, handler) in EXTRA_COMMANDS.items():
         sp = sub.add_parser(name)

@@ -514,6 +514,13 @@ class Lesson:
             self._pending.add(arr)
         return len(arr)
 
+    def _wait(self, timeout: float) -> None:
+        """Between drains: wait on the ring's epoll fd (the program wakes it at its high-water mark)."""
+        if self._reader is not None:
+            self._reader.wait(timeout)
+        else:
+            time.sleep(timeout)
+
     def collect(self, seconds: Optional[float] = None, *, max_events: Optional[int] = None,
                 quiet: bool = False) -> pd.DataFrame:
         """Collect events until the workload ends (+ a moment), ``seconds`` pass, or ``max_events`` arrive.
@@ -545,7 +552,7 @@ class Lesson:
                         if now - done_at >= 0.2:
                             break
                     prog.update(now - t0, f"{n:,} events")
-                    time.sleep(self.poll_interval)
+                    self._wait(min(self.poll_interval, max(0.0, t0 + limit - now)))
                 n += self.drain()
             arr = self._pending or ChunkedRecords(self._reader.dtype if self._reader else None)
             self._pending = None

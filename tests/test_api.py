@@ -93,7 +93,7 @@ def test_param_coercion():
 
 def test_cflags_are_the_parameters():
     lab = KmallocLesson(min_bytes=256, stream=False, only_pid=42)
-    assert lab.cflags() == ["-DMIN_BYTES=256", "-DSTREAM=0", "-DONLY_PID=42"]
+    assert lab.cflags() == ["-DMIN_BYTES=256", "-DSTREAM=0", "-DONLY_PID=42", "-DRING_PAGES=2048"]
     src = lab.source()
     assert "-DMIN_BYTES=256" in src.splitlines()[1]
     assert "int on_kmalloc(struct tracepoint__kmem__kmalloc *args)" in src

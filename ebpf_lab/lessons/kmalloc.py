@@ -14,8 +14,7 @@ from typing import Any, ClassVar, Dict, List, Optional, Tuple
 import numpy as np
 import pandas as pd
 
-from .. import _kernel
-from .._bcc import import_bcc
+from .. import _kernel, _ksyms
 from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
@@ -88,6 +87,11 @@ class KmallocLesson(Lesson):
                        choices=("kmalloc", "mm_page_alloc")),
         "stream": Param(True, "send every allocation to user space (False: in-kernel histogram only)", cflag="STREAM"),
         "only_pid": Param(0, "0 for every process, else only this process id", min=0, max=1 << 22, cflag="ONLY_PID"),
+        "ring_pages": Param(2048, "ring buffer size in 4 KiB pages (a power of two). The default, 8 MiB, holds "
+                            "~130,000 events: an eighth of a second of one CPU allocating a million times a second, "
+                            "so the collector (woken when 1 MiB waits) has time to drain even on a busy machine; "
+                            "a smaller ring can lose events, and the lesson then says how many",
+                            choices=tuple(1 << k for k in range(0, 17)), cflag="RING_PAGES"),
         "iterations": Param(20000, "how many open/read/close rounds the built-in workload does", min=1, max=10_000_000),
     }
     columns = {
@@ -129,6 +133,7 @@ class KmallocLesson(Lesson):
     def to_frame(self, arr: Any) -> pd.DataFrame:
         n = len(arr)
         cs = arr["call_site"]
+        sym = symbolize(cs)  # first: the symbol table is freed before the other columns exist (peak memory)
         ts = arr["ts_ns"].astype(np.int64)
         req = arr["bytes_req"].astype(np.int64)
         alloc = arr["bytes_alloc"].astype(np.int64)
@@ -144,7 +149,7 @@ class KmallocLesson(Lesson):
             "slack": alloc - req,
             "gfp_flags": arr["gfp_flags"].astype(np.uint32),
             "call_site": cs.astype(np.uint64),
-            "call_site_sym": symbolize(cs),
+            "call_site_sym": sym,
             "event": pd.Categorical.from_codes(arr["kind"].astype(np.int8),
                                                categories=pd.Index(["kmalloc", "mm_page_alloc"], dtype=object)),
         }
@@ -191,6 +196,13 @@ class KmallocLesson(Lesson):
         d = super().describe(elapsed)
         if self.bpf is not None:
             d["kernel_counts"] = self.counts()
+        d["ring_bytes"] = self.values["ring_pages"] * 4096
+        if self._reader is not None:
+            d["collector_wakeups"] = self._reader.wakeups
+        if d.get("lost"):
+            d["summary"] = (f"{d['lost']:,} events were lost: the ring buffer ({d['ring_bytes'] // 1024:,} KiB) was full "
+                            "when they happened, so the kernel dropped them (and counted them). A bigger ring "
+                            f"(ring_pages, now {self.values['ring_pages']}) gives the collector more time to drain.")
         return d
 
 
@@ -233,22 +245,13 @@ def _log2_frame(counts: Dict[int, int]) -> pd.DataFrame:
 
 
 def symbolize(addrs: np.ndarray) -> pd.Categorical:
-    """Kernel addresses -> symbol names (looked up once per distinct address)."""
+    """Kernel addresses -> symbol names: each distinct address looked up once, all at once (ebpf_lab/_ksyms.py)."""
     if len(addrs) == 0:
         return pd.Categorical([])
-    bcc = import_bcc()
     codes, uniq = factorize(addrs)
-    names = []
-    for a in uniq.tolist():
-        if a == 0:
-            names.append("")
-            continue
-        try:
-            names.append(bcc.BPF.ksym(a, show_offset=False).decode(errors="replace"))
-        except Exception:
-            names.append(hex(a))
+    names = _ksyms.names(uniq)
     cats, remap = np.unique(np.array(names, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(remap.astype(np.int32)[codes], categories=pd.Index(cats, dtype=object))
+    return pd.Categorical.from_codes(remap.astype(np.int32).reshape(-1)[codes], categories=pd.Index(cats, dtype=object))
 
 
 # ------------------------------------------------------------------ plots
