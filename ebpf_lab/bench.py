@@ -108,11 +108,11 @@ def _enable_run_time_stats() -> Optional[int]:
     (a reference, not the global sysctl: other users' setting is left alone)."""
     import ctypes
 
-    from ._bpfsys import _bpf
+    from ._bpfsys import sys_bpf
 
     attr = ctypes.create_string_buffer(8)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
     try:
-        return _bpf(32, attr)  # BPF_ENABLE_STATS
+        return sys_bpf(32, attr)  # BPF_ENABLE_STATS
     except OSError:
         return None
 
