@@ -16,10 +16,12 @@
 # stable, with a fixed, documented set of fields. In this lesson you will
 #
 # 1. find the tracepoint (`available_events`) and read its fields (`format`),
-# 2. run the tutorial's program as written (`bpf_trace_printk`, read back with `trace_fields`),
+# 2. run the tutorial's program from your own loader cell (`bpf_trace_printk`, read back with `trace_fields`) —
+#    a loader with no attach line, since `TRACEPOINT_PROBE` attaches itself,
 # 3. see why that output channel does not scale, and
 # 4. build the real answer: every allocation as a row of a DataFrame, with plots, a threshold slider,
-#    and in-kernel aggregation.
+#    and in-kernel aggregation,
+# 5. ask bpftrace the same question on the same workload, and check that both answers agree.
 
 # %% tags=["imports"]
 import ebpf_lab
@@ -67,22 +69,54 @@ from ebpf_lab.engine import program_path
 print(open(program_path("kmalloc_tutorial.bpf.c")).read())
 
 # %% [markdown]
-# Two things change when running the tutorial's Python half on a current Debian/Ubuntu:
+# ### The tutorial's loader, in your own cell
 #
-# * `from bpfcc import BPF` fails (`No module named 'bpfcc'`): the module `python3-bpfcc` installs is **`bcc`**.
-# * `trace_fields()` returns **bytes** under Python 3, so the tutorial's `print` would show `b'bash'`; we decode first.
+# The tutorial's Python half for this program is `b = BPF(text=bpf_text)` and a `while 1:` loop over
+# `b.trace_fields()` — **no attach line**. `TRACEPOINT_PROBE(kmem, kmalloc)` names its function
+# `tracepoint__kmem__kmalloc`, and bcc attaches functions named like that by itself, while `BPF(...)` is created.
+# Here it is, changed only where it must be:
 #
-# And its `while 1:` loop never ends by itself; here it reads for at most 2 seconds or 15 lines, then detaches.
-# Output goes through the kernel's shared `trace_pipe`, so stale lines from earlier runs are drained first.
+# * `from bpfcc import BPF` fails on Debian and Ubuntu (`No module named 'bpfcc'`): the module is **`bcc`**;
+# * plain bcc needs kernel headers: where only a *fallback* exists (the check behind the doctor's "kernel
+#   headers" row says so), the lab's prepare step points `BCC_KERNEL_SOURCE` at them first;
+# * `with BPF(...) as b:` calls `b.cleanup()` when the block ends, even after an error;
+# * `trace_pipe` is shared and keeps old lines: drain it first; read for at most 2 seconds or 15 lines (no
+#   `while 1:`), and decode the bytes `trace_fields()` returns under Python 3.
+#
+# Expect up to 15 lines `<time> <process> <pid> bytes_alloc: <n>`, mostly from the workload `ebl-kmalloc`, each
+# with `n` ≥ 128, then how many tracepoints are still attached after the block: 0.
 
 # %% tags=["tutorial-run"]
-from ebpf_lab.tutorial import run_trace_printk
-lab = KmallocLesson(iterations=3000)
-lines = run_trace_printk(
-    "kmalloc_tutorial.bpf.c",
-    attach=lambda b: b.attach_tracepoint(tp="kmem:kmalloc", fn_name="tracepoint__kmem__kmalloc"),
-    seconds=2, max_lines=15, workload=lambda: lab.start_workload().proc)
-print(f"\n(threw away {lines.attrs['stale_bytes']} bytes of stale trace_pipe output first)")
+import os
+import subprocess
+import time
+from ebpf_lab import kernel_headers
+from ebpf_lab.lessons.hello_kill import bcc_module
+from ebpf_lab.lessons.kmalloc import workload_command
+from ebpf_lab.tutorial import drain_trace_pipe
+
+headers = kernel_headers.headers_info()
+if headers.status == "fallback":
+    kernel_headers.prepare()
+    print(f"headers: no package matches kernel {headers.kernel}; BCC_KERNEL_SOURCE={os.environ['BCC_KERNEL_SOURCE']} "
+          f"({headers.headers} headers)\n")
+bcc_module()                                             # makes the OS's bcc importable from this environment
+from bcc import BPF
+
+with BPF(src_file=program_path("kmalloc_tutorial.bpf.c")) as b:   # TRACEPOINT_PROBE: attached right here
+    print(f"attached by BPF() itself: {b.num_open_tracepoints()} tracepoint(s)\n")
+    drain_trace_pipe()
+    workload = subprocess.Popen(workload_command(3000), stdout=subprocess.DEVNULL)
+    lines, deadline = 0, time.monotonic() + 2
+    while lines < 15 and time.monotonic() < deadline:
+        (task, pid, cpu, flags, ts, msg) = b.trace_fields(nonblocking=True)
+        if task is None:
+            time.sleep(0.02)
+            continue
+        lines += 1
+        print("%-18.9f %-16s %-6d %s" % (ts, task.decode(errors="replace"), pid, msg.decode(errors="replace")))
+    workload.wait()
+print(f"\n{lines} lines read; tracepoints still attached after the block: {b.num_open_tracepoints()}")
 
 # %% [markdown]
 # ### Why `trace_pipe` is a poor data channel
@@ -90,8 +124,9 @@ print(f"\n(threw away {lines.attrs['stale_bytes']} bytes of stale trace_pipe out
 # * It is **global**: every BPF program on the machine that calls `bpf_trace_printk` writes into the same pipe,
 #   and lines stay there until somebody reads them.
 # * It is **text**: every event is formatted in the kernel and parsed again in Python.
-# * It is **slow and lossy**: at a few hundred thousand allocations a second, most lines are dropped
-#   (the `ebpf-lab bench ingest` command measures this).
+# * It is **lossy**: the pipe is a fixed-size kernel buffer, and when events come faster than user space reads
+#   the text back, lines are dropped without a count you could read (`ebpf-lab bench ingest` measures it on your
+#   machine).
 #
 # The lesson's own program sends fixed-size binary records through a **BPF ring buffer** instead, and the lab
 # drains them in bulk into numpy arrays — no text, no per-event Python call.
@@ -118,10 +153,17 @@ lab.compile()
 lab.load()
 
 # %% [markdown]
-# ### 4 · Attach (which hook was used)
+# ### 4 · Attach (which hooks were used)
+#
+# Kernels before 6.1 report node-specific and large `kmalloc`s through a separate tracepoint, `kmem:kmalloc_node`;
+# the lesson looks for it in tracefs and, where it exists, attaches a second entry point (`on_kmalloc_node`,
+# compiled with `-DHOOK_KMALLOC_NODE`). Expect the table of hooks, then which events were traced and why:
 
 # %% tags=["attach"]
-lab.attach()
+from ebpf_lab.lessons.kmalloc import traced_events_sentence
+attached = lab.attach()
+display(attached)
+print(traced_events_sentence([h.name for h in lab.hooks]))
 
 # %% [markdown]
 # ### 5 · Trigger the workload
@@ -134,6 +176,9 @@ print(f"workload pid {wl.pid}: {wl.description}")
 
 # %% [markdown]
 # ### 6 · Collect (until the workload ends; the ring buffer is drained a few times a second)
+#
+# Expect at least one allocation per round of the workload (20,000), plus whatever the rest of the machine
+# allocated meanwhile, `lost: 0`, and the first rows:
 
 # %% tags=["collect"]
 df = lab.collect()
@@ -159,13 +204,19 @@ print(lab)
 # %% [markdown]
 # ## Plots
 #
-# **Sizes.** Kernel allocations cluster on powers of two: the slab allocator serves fixed size classes.
+# **Sizes.** The slab allocator serves fixed size classes — powers of two, and also 96 and 192 — so
+# `bytes_alloc` takes only a few values. Expect a few tall bars, the workload's size among the tallest; the most
+# frequent sizes in this run are listed below the plot:
 
 # %% tags=["plot-sizes"]
 plot_sizes(df); plt.show()
+top = df.bytes_alloc.value_counts().head(6)
+print("most frequent bytes_alloc here: " + ", ".join(f"{int(k):,} ({v:,})" for k, v in top.items()))
 
 # %% [markdown]
-# **Who allocates?** By process name, and by the kernel function that called kmalloc (`call_site`):
+# **Who allocates?** By process name, and by the kernel function that called kmalloc (`call_site`). Expect
+# `ebl-kmalloc` among the top processes on the left, and the function that allocates its buffer among the top
+# call sites on the right:
 
 # %% tags=["plot-top"]
 fig, axes = plt.subplots(1, 2, figsize=(13, 4))
@@ -176,7 +227,8 @@ mine = df[(df.pid == wl.pid) & (df.comm == "ebl-kmalloc")]
 print(f"the workload's own allocations: {len(mine):,} (pid {wl.pid})")
 
 # %% [markdown]
-# **Requested vs allocated.** The difference (`slack`) is memory handed out but never asked for:
+# **Requested vs allocated.** The difference (`slack`) is memory handed out but never asked for. Expect one bar
+# per size class: the share of its bytes nobody asked for, and the overall share in the title:
 
 # %% tags=["plot-slack"]
 plot_slack(df); plt.show()
@@ -185,7 +237,8 @@ plot_slack(df); plt.show()
 # ## The threshold as a slider
 #
 # The tutorial's `bytes_alloc >= 128` is a compile-time constant. Move the slider: each change recompiles the program
-# with a new `-DMIN_BYTES`, runs the workload briefly, and redraws.
+# with a new `-DMIN_BYTES`, runs the workload briefly, and redraws. Expect fewer bars, and fewer allocations in
+# the title, as the threshold rises:
 
 # %% tags=["slider"]
 import ipywidgets as widgets
@@ -205,7 +258,7 @@ widgets.interactive(explore, min_bytes=slider)
 # Sending every event to Python costs a record in the ring buffer and work in user space. When all you need is a
 # histogram, the program can count in a BPF map and send nothing (`stream=False`): the kernel does the aggregation,
 # user space reads a few dozen numbers once. That is why tools such as bcc's `biolatency` scale to millions of
-# events a second.
+# events a second. Expect both runs' event counts and the workload's time, then the in-kernel histogram:
 
 # %% tags=["aggregation"]
 import time
@@ -228,7 +281,8 @@ plot_histogram_table(h_agg); plt.show()
 # > 当然,还可以捕捉page_alloc,方法也与此类似。 *You can also trace page allocations the same way.*
 #
 # `kmem:mm_page_alloc` fires when whole pages (4 KiB × 2^order) are taken from the page allocator; the same program
-# has a handler for it (`on_page_alloc`), chosen with `event="mm_page_alloc"`:
+# has a handler for it (`on_page_alloc`), chosen with `event="mm_page_alloc"`. Expect a count of page allocations
+# and the processes that made them:
 
 # %% tags=["page-alloc"]
 pages = KmallocLesson(event="mm_page_alloc", min_bytes=0).run(seconds=1.5)
@@ -236,9 +290,40 @@ print(f"{len(pages):,} page allocations in 1.5 s via {pages.attrs['hooks']}")
 plot_top(pages, by="comm"); plt.show()
 
 # %% [markdown]
+# ## The same question in bpftrace
+#
+# > bpftrace最简单 — *bpftrace is the simplest way in.*
+#
+# In bpftrace the whole lesson is one line: count the workload's allocations per size in a map, on the same
+# tracepoints the lesson used here. `bpftrace_sizes()` runs it bounded (`timeout -s INT`, JSON output with
+# `-f json`), lets bpftrace's `-c` start a fresh run of the workload once the probes are attached (`cpid` is its
+# pid), and turns the map bpftrace prints at exit into a DataFrame (`ebpf_lab.bpftrace.run`, a small runner you
+# can open). Expect the command, which events it traced and why, then counts per size:
+
+# %% tags=["bpftrace"]
+from ebpf_lab.lessons.kmalloc import bpftrace_sizes, compare_sizes
+
+bt = bpftrace_sizes(iterations=lab.values["iterations"], min_bytes=lab.values["min_bytes"])
+print(f"$ {bt.attrs['command']}\n\n{bt.attrs['note']}\n")
+bt
+
+# %% [markdown]
+# The two runs are separate runs of the same workload, so their counts per size should match for the workload's
+# own allocations (its start-up may differ by a few). Expect the same size on top in both columns:
+
+# %% tags=["bpftrace-compare"]
+both = compare_sizes(df, wl.pid, bt)
+display(both)
+top_bcc, top_bt = both.loc[both.bcc.idxmax()], both.loc[both.bpftrace.idxmax()]
+assert top_bcc.bytes_alloc == top_bt.bytes_alloc, "bcc and bpftrace disagree on the workload's main size"
+print(f"both see the workload's allocations mostly at {int(top_bcc.bytes_alloc):,} bytes: "
+      f"{int(top_bcc.bcc):,} (bcc) and {int(top_bt.bpftrace):,} (bpftrace) for {lab.values['iterations']:,} rounds")
+
+# %% [markdown]
 # ## What you saw
 #
-# * Tracepoints are stable hooks with self-describing fields (`format`), found in `available_events`.
+# * Tracepoints are stable hooks with self-describing fields (`format`), found in `available_events`;
+#   `TRACEPOINT_PROBE` functions attach themselves when `BPF(...)` is created.
 # * `bpf_trace_printk` + `trace_fields` is fine for a first look, but the pipe is shared, textual and lossy.
 # * A ring buffer + bulk draining gives every event, typed, as a DataFrame.
 # * Aggregating in the kernel (a BPF map) is cheaper still when a summary is all you need.

@@ -107,8 +107,14 @@ def test_02_kmalloc():
     assert "bytes_alloc" in text_of(out["format"])
     tut = text_of(out["tutorial-run"])
     assert re.search(r"\d+\.\d{9}\s+\S+\s+\d+\s+bytes_alloc: \d+", tut) and "b'" not in tut
+    assert "attached by BPF() itself: 1 tracepoint(s)" in tut
+    assert "tracepoints still attached after the block: 0" in tut
+    assert "traced kmem:kmalloc" in text_of(out["attach"])
+    assert "most frequent bytes_alloc here: " in text_of(out["plot-sizes"])
+    assert "-f json -c " in text_of(out["bpftrace"]) and "tracepoint:kmem:kmalloc" in text_of(out["bpftrace"])
+    assert "both see the workload's allocations mostly at " in text_of(out["bpftrace-compare"])
     collected = text_of(out["collect"])
-    assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'\]", collected)
+    assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'(, 'tracepoint:kmem:kmalloc_node')?\]", collected)
     assert "[closed]" in text_of(out["detach"])
     for tag in ("plot-sizes", "plot-top", "plot-slack", "aggregation", "page-alloc"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"
