@@ -24,26 +24,31 @@ from .errors import LabParameterError
 from .kernel_headers import prepare
 from .tutorial import drain_trace_pipe
 
-__all__ = ["CHANNELS", "read_channel", "measure_channels", "conclusions", "plot_channels"]
+__all__ = ["CHANNELS", "start_storm", "release", "counter", "read_channel", "measure_channels", "conclusions", "plot_channels"]
 
 #: channel name -> the -D flag that compiles kmalloc_channels.bpf.c for it
 CHANNELS = {"trace_pipe": "-DCHANNEL_PRINTK", "perf buffer": "-DCHANNEL_PERF", "ring buffer": "-DCHANNEL_RINGBUF"}
 _ALL = tuple(CHANNELS) + ("lab bulk reader",)
 
 
-def _storm(iterations: int) -> "subprocess.Popen[bytes]":
-    """The lesson's workload, waiting on stdin so that a tracer can attach knowing its pid."""
+def start_storm(iterations: int) -> "subprocess.Popen[bytes]":
+    """The lesson's workload (``ebl-kmalloc ITERATIONS wait``), waiting on stdin until :func:`release`.
+
+    A tracer can so compile for its pid (``-DONLY_PID=...``) and attach before the storm begins.
+    """
     return subprocess.Popen([binary("kmalloc_storm"), str(int(iterations)), "wait"], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL)
 
 
-def _go(storm: "subprocess.Popen[bytes]") -> None:
+def release(storm: "subprocess.Popen[bytes]") -> None:
+    """Let a :func:`start_storm` workload begin."""
     assert storm.stdin is not None
     storm.stdin.write(b"g")
     storm.stdin.close()
 
 
-def _sum(table: Any) -> int:
+def counter(table: Any) -> int:
+    """A BPF_PERCPU_ARRAY counter read from Python: the sum over every CPU's copy."""
     return int(sum(sum(v) for v in table.values()))
 
 
@@ -65,7 +70,7 @@ def read_channel(channel: str, iterations: int = 20000, *, timeout: float = 30.0
     _kernel.ensure_kernel_fs()
     prepare()
     BPF = import_bcc().BPF
-    storm = _storm(iterations)
+    storm = start_storm(iterations)
     b = None
     try:
         b = BPF(src_file=program_path("kmalloc_channels.bpf.c"),  # TRACEPOINT_PROBE: attached here
@@ -117,7 +122,7 @@ def read_channel(channel: str, iterations: int = 20000, *, timeout: float = 30.0
                     b.ring_buffer_poll(timeout=50)
                     return received - before
         cpu0, t0 = time.process_time(), time.monotonic()
-        _go(storm)
+        release(storm)
         deadline, t_last, idle = t0 + timeout, t0, 0
         while time.monotonic() < deadline:
             got = poll()
@@ -129,9 +134,9 @@ def read_channel(channel: str, iterations: int = 20000, *, timeout: float = 30.0
                     break
                 time.sleep(0.02)
         cpu = time.process_time() - cpu0
-        seen = _sum(b["seen"])
+        seen = counter(b["seen"])
         if channel == "ring buffer":
-            lost_reported = _sum(b["dropped"])
+            lost_reported = counter(b["dropped"])
         return {"channel": channel, "seen": seen, "received": received, "lost": max(0, seen - received),
                 "lost_reported": lost_reported if channel != "trace_pipe" else None,
                 "out_of_order": out_of_order if channel != "trace_pipe" else None,
@@ -149,14 +154,14 @@ def read_channel(channel: str, iterations: int = 20000, *, timeout: float = 30.0
 def _lab_reader(iterations: int, timeout: float) -> Dict[str, Any]:
     from .lessons.kmalloc import KmallocLesson
 
-    storm = _storm(iterations)
+    storm = start_storm(iterations)
     try:
         with KmallocLesson(only_pid=storm.pid, min_bytes=0) as lab:
             lab.compile()
             lab.load()
             lab.attach()
             cpu0, t0 = time.process_time(), time.monotonic()
-            _go(storm)
+            release(storm)
             frames: List[pd.DataFrame] = []
             deadline = t0 + timeout
             while storm.poll() is None and time.monotonic() < deadline:

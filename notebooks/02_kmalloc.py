@@ -276,6 +276,145 @@ print(f"in-kernel:  {len(d_agg):>7,} events to Python, workload took {t_agg:.3f}
 plot_histogram_table(h_agg); plt.show()
 
 # %% [markdown]
+# ## Getting data out: trace_pipe, perf buffer, ring buffer — in plain bcc
+#
+# A BPF program has three ways to hand events to user space, and maps to keep answers in. Here you write each in
+# plain bcc, on one program, `kmalloc_channels.bpf.c`, compiled once per channel with a `-D` flag (print it to
+# see all three side by side). Each cell runs one storm of the lesson's workload, started *waiting* so that the
+# program can be compiled for its pid (`-DONLY_PID`) and attached before the storm begins (`start_storm`,
+# `release`). The program counts every event it offers to the channel in a per-CPU counter, `seen`, so each cell
+# can tell what got lost on the way. Its `TRACEPOINT_PROBE` attaches itself in `BPF(...)`: no attach lines.
+
+# %% tags=["channels-source"]
+from ebpf_lab.channels import start_storm, release, counter
+print(open(program_path("kmalloc_channels.bpf.c")).read())
+
+# %% [markdown]
+# **1 · `bpf_trace_printk` + `trace_fields`** — text in the shared `trace_pipe`. Only lines carrying the storm's
+# pid and the program's marker are ours. Expect a count of lines read against events offered, and the share lost:
+
+# %% tags=["channel-printk"]
+N = 20000
+storm = start_storm(N)
+with BPF(src_file=program_path("kmalloc_channels.bpf.c"), cflags=["-DCHANNEL_PRINTK", f"-DONLY_PID={storm.pid}"]) as b:
+    drain_trace_pipe()
+    release(storm)
+    got, deadline, quiet = 0, time.monotonic() + 10, 0
+    while time.monotonic() < deadline and quiet < 10:    # until the storm is over and the pipe stays empty
+        (task, pid, cpu, flags, ts, msg) = b.trace_fields(nonblocking=True)
+        if task is None:
+            quiet += storm.poll() is not None
+            time.sleep(0.02)
+            continue
+        got += pid == storm.pid and msg.startswith(b"ebl-channel")
+    offered = counter(b["seen"])
+storm.wait()
+print(f"trace_pipe: {got:,} lines of {offered:,} events offered; lost {offered - got:,} "
+      f"({100 * (offered - got) / max(offered, 1):.1f}%) — and trace_pipe itself never says so")
+
+# %% [markdown]
+# **2 · `BPF_PERF_OUTPUT` + `open_perf_buffer` / `perf_buffer_poll`** — binary records, one buffer **per CPU**.
+# The callback gets the CPU whose buffer the event came from; a full buffer drops events and calls the
+# **lost-sample callback** with how many. Events from different CPUs are read one buffer at a time, so they can
+# arrive out of time order. Expect events received, lost (as reported by the callback), the CPUs they came from,
+# and how many arrived after a later one:
+
+# %% tags=["channel-perf"]
+events, lost_reported = [], 0
+
+def on_event(cpu, data, size):                 # one call per event
+    e = b["events"].event(data)                # the C struct, as a ctypes object
+    events.append((cpu, e.ts_ns, e.bytes_alloc))
+
+def on_lost(n):                                # a per-CPU buffer was full: n events dropped
+    global lost_reported
+    lost_reported += n
+
+storm = start_storm(N)
+with BPF(src_file=program_path("kmalloc_channels.bpf.c"), cflags=["-DCHANNEL_PERF", f"-DONLY_PID={storm.pid}"]) as b:
+    b["events"].open_perf_buffer(on_event, page_cnt=64, lost_cb=on_lost)
+    release(storm)
+    deadline = time.monotonic() + 10
+    while storm.poll() is None and time.monotonic() < deadline:
+        b.perf_buffer_poll(timeout=50)
+    b.perf_buffer_poll(timeout=50)             # what is still in the buffers
+    offered = counter(b["seen"])
+storm.wait()
+ts = [t for _, t, _ in events]
+late = sum(1 for a, c in zip(ts, ts[1:]) if c < a)
+print(f"perf buffer: {len(events):,} of {offered:,} received; lost callback: {lost_reported:,}; "
+      f"CPUs: {sorted({c for c, _, _ in events})}; arrived after a later event: {late:,}")
+
+# %% [markdown]
+# **3 · `BPF_RINGBUF_OUTPUT` + `open_ring_buffer` / `ring_buffer_poll`** — one buffer shared by all CPUs, read in
+# the order events were submitted. A full ring makes `ringbuf_output` fail in the program, which counts it
+# (`dropped`): there is no lost callback. Expect events received, dropped, and none out of order:
+
+# %% tags=["channel-ringbuf"]
+events = []
+
+def on_ring_event(ctx, data, size):
+    e = b["events"].event(data)
+    events.append((e.cpu, e.ts_ns, e.bytes_alloc))
+
+storm = start_storm(N)
+with BPF(src_file=program_path("kmalloc_channels.bpf.c"), cflags=["-DCHANNEL_RINGBUF", f"-DONLY_PID={storm.pid}"]) as b:
+    b["events"].open_ring_buffer(on_ring_event)
+    release(storm)
+    deadline = time.monotonic() + 10
+    while storm.poll() is None and time.monotonic() < deadline:
+        b.ring_buffer_poll(timeout=50)
+    b.ring_buffer_poll(timeout=50)
+    offered, dropped = counter(b["seen"]), counter(b["dropped"])
+storm.wait()
+ts = [t for _, t, _ in events]
+print(f"ring buffer: {len(events):,} of {offered:,} received; dropped in the kernel: {dropped:,}; "
+      f"arrived after a later event: {sum(1 for a, c in zip(ts, ts[1:]) if c < a):,}")
+
+# %% [markdown]
+# "Ring buffer" names two different things in this workbook: this BPF ring buffer (a memory area shared by a
+# program and user space) and, in lesson 04, the **NIC's receive ring**, where a network card puts incoming frames
+# for the driver. Same shape, different layers.
+#
+# ### Maps read from Python: `BPF_HASH`, `BPF_HISTOGRAM`, `BPF_STACK_TRACE`
+#
+# Nothing streamed at all: `kmalloc_maps.bpf.c` counts allocations per process in a hash, their sizes in a log2
+# histogram, and, for allocations of at least 4 KiB, the kernel stack that led there. Python reads the maps once,
+# after the storm. Expect bcc's `print_log2_hist` table, the top processes, then the kernel paths that allocate
+# ≥ 4 KiB, most frequent first:
+
+# %% tags=["maps"]
+print(open(program_path("kmalloc_maps.bpf.c")).read().split("*/", 1)[0] + "*/\n")
+storm = start_storm(N)
+with BPF(src_file=program_path("kmalloc_maps.bpf.c"), cflags=[f"-DONLY_PID={storm.pid}", "-DBIG_BYTES=4096"]) as b:
+    release(storm)
+    storm.wait()
+    b["sizes"].print_log2_hist("bytes_alloc")
+    per_comm = sorted(((k.comm.decode(), v.value) for k, v in b["per_comm"].items()), key=lambda kv: -kv[1])
+    print("\nallocations per process:", per_comm[:5])
+    print("\nwhich kernel paths allocate >= 4 KiB?")
+    for stack_id, n in sorted(b["big"].items(), key=lambda kv: -kv[1].value)[:3]:
+        frames = [b.ksym(addr).decode() for addr in b["stacks"].walk(stack_id.value)]
+        print(f"  {n.value:,} x " + " <- ".join(frames[:7]))
+
+# %% [markdown]
+# ### The three channels and the lab's bulk reader, measured
+#
+# `measure_channels()` runs one storm through each channel the way the cells above do, and one through the lab's
+# own reader (a ring buffer drained in bulk into numpy arrays, `ebpf_lab/_ringbuf.py`), timing each reader's CPU.
+# It takes a few seconds. Expect a table — events offered (`seen`), received, lost, what the channel itself
+# reported, events/s into Python, CPU µs per event — three bar charts, and conclusions computed from this table
+# (they describe the machine you run on):
+
+# %% tags=["channels-measure"]
+from ebpf_lab.channels import measure_channels, plot_channels, conclusions
+ch = measure_channels(N)
+display(ch.round(2))
+plot_channels(ch); plt.show()
+for line in conclusions(ch):
+    print("-", line)
+
+# %% [markdown]
 # ## 当然,还可以捕捉page_alloc — page allocations work the same way
 #
 # > 当然,还可以捕捉page_alloc,方法也与此类似。 *You can also trace page allocations the same way.*

@@ -113,6 +113,13 @@ def test_02_kmalloc():
     assert "most frequent bytes_alloc here: " in text_of(out["plot-sizes"])
     assert "-f json -c " in text_of(out["bpftrace"]) and "tracepoint:kmem:kmalloc" in text_of(out["bpftrace"])
     assert "both see the workload's allocations mostly at " in text_of(out["bpftrace-compare"])
+    assert re.search(r"trace_pipe: [\d,]+ lines of [\d,]+ events offered", text_of(out["channel-printk"]))
+    assert re.search(r"perf buffer: [\d,]+ of [\d,]+ received; lost callback: [\d,]+", text_of(out["channel-perf"]))
+    assert re.search(r"ring buffer: [\d,]+ of [\d,]+ received; dropped in the kernel: [\d,]+; "
+                     r"arrived after a later event: 0", text_of(out["channel-ringbuf"]))
+    maps = text_of(out["maps"])
+    assert "bytes_alloc" in maps and "distribution" in maps and "ebl-kmalloc" in maps and " x " in maps
+    assert has_image(out["channels-measure"]) and "most events per second into Python: " in text_of(out["channels-measure"])
     collected = text_of(out["collect"])
     assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'(, 'tracepoint:kmem:kmalloc_node')?\]", collected)
     assert "[closed]" in text_of(out["detach"])
