@@ -168,8 +168,8 @@ print(traced_events_sentence([h.name for h in lab.hooks]))
 
 # %% [markdown]
 # ### 5 · Trigger the workload
-# A small C program named `ebl-kmalloc` opens, reads and closes `/proc/self/stat` 20,000 times; each open makes the
-# kernel allocate a buffer for the file.
+# A small C program named `ebl-kmalloc` opens, reads and closes `/proc/self/stat` 20,000 times; each round makes the
+# kernel allocate, among others, a buffer for the file's text (the stack traces further down show where).
 
 # %% tags=["trigger"]
 wl = lab.trigger()
