@@ -35,6 +35,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
@@ -111,6 +112,39 @@ def _reader(stream: Any, out: "queue.Queue[Optional[str]]") -> None:
     out.put(None)
 
 
+def _tail(path: str, proc: "subprocess.Popen[str]", out: "queue.Queue[Optional[str]]") -> None:
+    """Follow bpftrace's ``-o`` file line by line (it writes whole lines, flushed) until bpftrace has ended."""
+    partial = ""
+    f = None
+    try:
+        while True:
+            if f is None:
+                try:
+                    f = open(path)
+                except FileNotFoundError:
+                    if proc.poll() is not None:
+                        return
+                    time.sleep(0.02)
+                    continue
+            chunk = f.readline()
+            if chunk:
+                partial += chunk
+                if partial.endswith("\n"):
+                    out.put(partial)
+                    partial = ""
+                continue
+            if proc.poll() is not None:
+                rest = partial + f.read()
+                for line in rest.splitlines(keepends=True):
+                    out.put(line)
+                return
+            time.sleep(0.02)
+    finally:
+        if f is not None:
+            f.close()
+        out.put(None)
+
+
 def _stop(proc: "subprocess.Popen[str]", grace: float, ending: bool = False) -> str:
     """SIGINT the group, then SIGKILL it after ``grace`` s; say how it ended.
 
@@ -171,12 +205,18 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
                                  "(sudo apt-get install bpftrace, or bash scripts/setup.sh)")
     if command is not None:  # bpftrace -c wants one binary: a bare name can match several on PATH
         command = [shutil.which(str(command[0])) or str(command[0])] + [str(c) for c in command[1:]]
-    argv = [exe] + command_line(program, run=command)[1:]
+    # bpftrace's JSON goes to a file of its own (-o): the -c command shares bpftrace's stdout, and
+    # its lines could land in the middle of a JSON line there. The command's output stays on stdout.
+    tmp = tempfile.mkdtemp(prefix="ebl-bpftrace-")
+    out_path = os.path.join(tmp, "out.json")
+    argv = [exe, "-o", out_path] + command_line(program, run=command)[1:]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, bufsize=1, start_new_session=True)
     lines: "queue.Queue[Optional[str]]" = queue.Queue()
     errs: "queue.Queue[Optional[str]]" = queue.Queue()
-    readers = [threading.Thread(target=_reader, args=(proc.stdout, lines), daemon=True),
+    said: "queue.Queue[Optional[str]]" = queue.Queue()
+    readers = [threading.Thread(target=_tail, args=(out_path, proc, lines), daemon=True),
+               threading.Thread(target=_reader, args=(proc.stdout, said), daemon=True),
                threading.Thread(target=_reader, args=(proc.stderr, errs), daemon=True)]
     for t in readers:
         t.start()
@@ -192,7 +232,7 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
             try:
                 line = lines.get(timeout=max(0.0, min(left, 0.2))) if left > 0 else lines.get_nowait()
             except queue.Empty:
-                if time.monotonic() >= block_until or (probes is None and proc.poll() is not None and lines.empty()):
+                if time.monotonic() >= block_until:
                     return
                 continue
             if line is None:
@@ -204,6 +244,8 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
             try:
                 rec = json.loads(line)
             except ValueError:
+                rec = None
+            if not isinstance(rec, dict):
                 rec = {"type": "text", "data": line}
             records.append(rec)
             if echo and rec.get("type") == "printf":
@@ -216,8 +258,6 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
         deadline = time.monotonic() + attach_timeout
         while probes is None and not eof and time.monotonic() < deadline:
             take(deadline)
-            if probes is None and proc.poll() is not None and lines.empty():
-                break
         if probes is None:
             stopped_by = _stop(proc, grace, ending=eof)
             for t in readers:
@@ -240,10 +280,14 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
     finally:
         if proc.poll() is None:  # an exception (e.g. Ctrl-C) got here first
             _stop(proc, grace)
+        for t in readers:
+            t.join(timeout=5)
         for s in (proc.stdout, proc.stderr):
             if s is not None:
                 s.close()
+        shutil.rmtree(tmp, ignore_errors=True)
     stderr = _drain(errs)
+    command_output = "".join(_drain_raw(said))
 
     printed = [str(r.get("data", "")) for r in records if r.get("type") == "printf"]
     text_lines = [ln for chunk in printed for ln in chunk.split("\n") if ln != ""]
@@ -269,9 +313,20 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
         "lost": lost,
         "stderr": "\n".join(ln for ln in stderr if not any(h in ln for h in HARMLESS_STDERR)),
         "stopped_by": stopped_by,
-        "command_output": "\n".join(str(r.get("data", "")) for r in records if r.get("type") == "text"),
+        "command_output": command_output,
     })
     return df
+
+
+def _drain_raw(q: "queue.Queue[Optional[str]]") -> List[str]:
+    out = []
+    while True:
+        try:
+            x = q.get_nowait()
+        except queue.Empty:
+            return out
+        if x is not None:
+            out.append(x)
 
 
 def _drain(q: "queue.Queue[Optional[str]]") -> List[str]:
