@@ -9,6 +9,7 @@ numbers, so they say what this machine measured.
 """
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import time
@@ -86,7 +87,14 @@ def read_channel(channel: str, iterations: int = 20000, *, timeout: float = 30.0
 
         if channel == "trace_pipe":
             drain_trace_pipe()
-            b.trace_open(nonblocking=True)
+            for attempt in range(100):  # trace_pipe takes one reader at a time: EBUSY while another holds it
+                try:
+                    b.trace_open(nonblocking=True)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY or attempt == 99:
+                        raise
+                    time.sleep(0.05)
             mine = f"-{storm.pid} ".encode()  # "ebl-kmalloc-1234 [001] ...": the storm's lines
 
             def poll() -> int:
