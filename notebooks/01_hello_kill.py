@@ -234,7 +234,26 @@ print(f"attached after the failure: {b.num_open_tracepoints()} tracepoint(s)")
 #   senders' lines may show up above), and lines stay there until somebody reads them.
 # * It carries **text** formatted in the kernel and parsed again in Python, and only three arguments per line.
 # * "Hello, World!" says *that* `kill()` ran — not who was targeted, with which signal, or whether it worked.
-#
+# * Readers share it too. Does this kernel let a second reader open it while one holds it? Expect one line saying
+#   what happened when this cell tried:
+
+# %% tags=["trace-pipe-readers"]
+pipe = os.path.join(_kernel.tracefs(), "trace_pipe")
+try:
+    first = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+except OSError as e:
+    print(f"another program is reading trace_pipe right now, so this cell could not open it: {e.strerror}")
+else:
+    try:
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+        print("this kernel lets a second reader open trace_pipe: readers then take lines away from each other")
+    except OSError as e:
+        print(f"while one reader holds trace_pipe, a second cannot open it on this kernel ({e.strerror}): "
+              "one program's reader locks out every other's")
+    finally:
+        os.close(first)
+
+# %% [markdown]
 # The lesson's own program sends one fixed-size binary record per `kill()` through a **BPF ring buffer** that
 # belongs to this program alone; the lab drains it in bulk into a DataFrame.
 #

@@ -65,6 +65,7 @@ def check_01(out, expect_kprobes):
     tut = text_of(out["tutorial-run"])
     assert re.search(r"\d+\.\d{9}\s+ebl-killer\s+\d+\s+Hello, World!", tut) and "b'" not in tut
     assert "probes still attached after the block: 0" in tut
+    assert "trace_pipe" in text_of(out["trace-pipe-readers"])
     assert "attached: 1 tracepoint(s)" in text_of(out["cleanup-guard"])
     assert "attached after the failure: 0 tracepoint(s)" in text_of(out["cleanup-guard"])
     assert "kernel headers: " in text_of(out["doctor"]) and "BCC_KERNEL_SOURCE" in text_of(out["headers"]) \
