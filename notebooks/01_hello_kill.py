@@ -368,6 +368,10 @@ df.groupby(["sender_comm", "signal_name", "error"], observed=True).size().rename
 # %% tags=["kprobe-source"]
 print(lab.source("kprobe"))
 
+# %% [markdown]
+# Expect, depending on the doctor's answer: that the lesson above already ran this variant (a kernel with
+# kprobes), or a run of it with its check table, or why it cannot attach on this kernel:
+
 # %% tags=["kprobe-run"]
 if df.attrs["hooks"][0].startswith("kprobe:"):
     print(f"This kernel has kprobes: the lesson above already ran this variant, hooks: {df.attrs['hooks']}")

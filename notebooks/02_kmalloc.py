@@ -132,7 +132,13 @@ print(f"\n{lines} lines read; tracepoints still attached after the block: {b.num
 # The lesson's own program sends fixed-size binary records through a **BPF ring buffer** instead, and the lab
 # drains them in bulk into numpy arrays — no text, no per-event Python call.
 #
-# ## The real lesson, step by step
+# ## What the lab does for you from here on: the real lesson, step by step
+#
+# The loader cell above is all of bcc's Python half. From here on the lab does it for you, one named step per cell,
+# each a method you can open: `source()` prints the exact C with its `-D` flags, `compile()` is `BPF(...)` (which
+# also creates the maps), `load()` loads each function through the verifier, `attach()` the attach lines (each
+# detach registered the moment its attach succeeds), `collect()` a bounded, bulk read of the ring buffer,
+# `detach()` the `cleanup()`.
 #
 # ### 1 · Source — `ebpf_lab/programs/kmalloc.bpf.c`
 # Parameters reach the C code as `-D` flags (here `MIN_BYTES`, the tutorial's `128`):
