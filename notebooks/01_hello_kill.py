@@ -203,8 +203,10 @@ with BPF(src_file=src) as b:                             # compile + load; b.cle
         lines += 1
         print("%-18.9f %-16s %-6d %s" % (ts, task.decode(errors="replace"), pid, msg.decode(errors="replace")))
     workload.wait()
+# still attached = the perf-event file descriptors bcc holds for probes (num_open_kprobes() counts kprobe names
+# bcc has seen, which can outlive their detach)
 print(f"\nhook used: {hook}; {lines} lines read; probes still attached after the block: "
-      f"{b.num_open_kprobes() + b.num_open_tracepoints()}")
+      f"{sum(len(fds) for fds in b.kprobe_fds.values()) + b.num_open_tracepoints()}")
 
 # %% [markdown]
 # What if a cell fails half-way? Here is a deliberate mistake right after an attach. Expect "attached: 1", the
