@@ -8,6 +8,7 @@ drains again so the next user starts clean.
 """
 from __future__ import annotations
 
+import errno
 import os
 import time
 from typing import Any, Callable, List, Optional
@@ -36,7 +37,15 @@ def drain_trace_pipe() -> int:
     t = _kernel.tracefs()
     if t is None:
         return 0
-    fd = os.open(os.path.join(t, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
+    path = os.path.join(t, "trace_pipe")
+    for attempt in range(100):  # EBUSY while another reader holds the pipe: wait up to ~5 s for it
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            break
+        except OSError as e:
+            if e.errno != errno.EBUSY or attempt == 99:
+                raise
+            time.sleep(0.05)
     n = 0
     try:
         while True:

@@ -64,15 +64,25 @@ def check_01(out, expect_kprobes):
     assert fn in text_of(out["fnname"])
     tut = text_of(out["tutorial-run"])
     assert re.search(r"\d+\.\d{9}\s+ebl-killer\s+\d+\s+Hello, World!", tut) and "b'" not in tut
+    assert "probes still attached after the block: 0" in tut
+    assert "trace_pipe" in text_of(out["trace-pipe-readers"])
+    assert "attached: 1 tracepoint(s)" in text_of(out["cleanup-guard"])
+    assert "attached after the failure: 0 tracepoint(s)" in text_of(out["cleanup-guard"])
+    assert "kernel headers: " in text_of(out["doctor"]) and "BCC_KERNEL_SOURCE" in text_of(out["headers"]) \
+        or "bcc compiles without help" in text_of(out["headers"])
+    assert "bcc and bpftrace agree on all 9 kills of the workload" in text_of(out["bpftrace-compare"])
+    assert "-f json -c " in text_of(out["bpftrace"])
     attach = text_of(out["attach"])
     if expect_kprobes:
         assert f"hook used: kprobe:{fn}" in tut
         assert f"kprobe:{fn}" in attach and f"kretprobe:{fn}" in attach and "note:" not in attach
         assert f"already ran this variant, hooks: ['kprobe:{fn}', 'kretprobe:{fn}']" in text_of(out["kprobe-run"])
+        assert f"kprobe:{fn} /pid == cpid/" in text_of(out["bpftrace"])
     else:
         assert "hook used: tracepoint:syscalls:sys_enter_kill" in tut
         assert "tracepoint:syscalls:sys_enter_kill" in attach and "note: this kernel has no kprobes" in attach
         assert "has no kprobes" in text_of(out["kprobe-run"])
+        assert "tracepoint:syscalls:sys_enter_kill" in text_of(out["bpftrace"]) and "no kprobes" in text_of(out["bpftrace"])
     assert "every kill the workload sent was seen" in text_of(out["check"])
     assert re.search(r"\d+ kill\(\) calls seen; lost: 0", text_of(out["collect"]))
     assert "[closed]" in text_of(out["detach"])
@@ -98,8 +108,21 @@ def test_02_kmalloc():
     assert "bytes_alloc" in text_of(out["format"])
     tut = text_of(out["tutorial-run"])
     assert re.search(r"\d+\.\d{9}\s+\S+\s+\d+\s+bytes_alloc: \d+", tut) and "b'" not in tut
+    assert "attached by BPF() itself: 1 tracepoint(s)" in tut
+    assert "tracepoints still attached after the block: 0" in tut
+    assert "traced kmem:kmalloc" in text_of(out["attach"])
+    assert "most frequent bytes_alloc here: " in text_of(out["plot-sizes"])
+    assert "-f json -c " in text_of(out["bpftrace"]) and "tracepoint:kmem:kmalloc" in text_of(out["bpftrace"])
+    assert "both see the workload's allocations mostly at " in text_of(out["bpftrace-compare"])
+    assert re.search(r"trace_pipe: [\d,]+ lines of [\d,]+ events offered", text_of(out["channel-printk"]))
+    assert re.search(r"perf buffer: [\d,]+ of [\d,]+ received; lost callback: [\d,]+", text_of(out["channel-perf"]))
+    assert re.search(r"ring buffer: [\d,]+ of [\d,]+ received; dropped in the kernel: [\d,]+; "
+                     r"arrived after a later event: 0", text_of(out["channel-ringbuf"]))
+    maps = text_of(out["maps"])
+    assert "bytes_alloc" in maps and "distribution" in maps and "ebl-kmalloc" in maps and " x " in maps
+    assert has_image(out["channels-measure"]) and "most events per second into Python: " in text_of(out["channels-measure"])
     collected = text_of(out["collect"])
-    assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'\]", collected)
+    assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'(, 'tracepoint:kmem:kmalloc_node')?\]", collected)
     assert "[closed]" in text_of(out["detach"])
     for tag in ("plot-sizes", "plot-top", "plot-slack", "aggregation", "page-alloc"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"

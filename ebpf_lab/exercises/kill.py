@@ -3,7 +3,7 @@
 The learner writes ``on_kill(target_pid, sig)``; the hook functions around it are
 given: a kprobe on the kill syscall's kernel function where the kernel has
 kprobes (the guest-kernel tier), the tracepoint ``syscalls:sys_enter_kill``
-where it has not (this lab's host). The workload: two idle ``sleep``
+where it has not. The workload: two idle ``sleep``
 processes, and a sender named ``ebl-ex-killer`` that sends them (and a pid
 that cannot exist) a known plan of harmless signals.
 """
