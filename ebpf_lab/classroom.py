@@ -192,10 +192,8 @@ def make_course(dest: str, exercises: Sequence[str] = (), *, root: Optional[str]
         d = os.path.join(dest, "source", e)
         os.makedirs(d, exist_ok=True)
         out = os.path.join(d, get_exercise(e).notebook)
-        from .grading import dump_notebook
-
         with open(out, "w", encoding="utf-8") as f:
-            f.write(dump_notebook(course_notebook(e, root)))
+            f.write(json.dumps(course_notebook(e, root), indent=1, ensure_ascii=False, sort_keys=True) + "\n")
         written.append(out)
     return written
 
