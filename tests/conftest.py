@@ -99,6 +99,14 @@ CHECKS: Dict[str, List[Callable[[], Tuple[bool, str]]]] = {
 }
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    """A test that declares no need of the kernel, root or a tool is pure code: the ``unit`` tier
+    (``./test --unit``, no root, seconds)."""
+    for item in items:
+        if not any(m.name in CHECKS or m.name == "slow" for m in item.iter_markers()):
+            item.add_marker(pytest.mark.unit)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers():
         for check in CHECKS.get(mark.name, []):
