@@ -18,7 +18,8 @@ _libc = ctypes.CDLL(None, use_errno=True)
 _libc.syscall.restype = ctypes.c_long
 
 
-def _bpf(cmd: int, attr: ctypes.Array) -> int:
+def sys_bpf(cmd: int, attr: ctypes.Array) -> int:
+    """The bpf(2) system call: ``bpf(cmd, &attr, sizeof attr)``; raises OSError with errno on failure."""
     nr = _NR_BPF.get(platform.machine())
     if nr is None:
         raise OSError(f"bpf() syscall number unknown for {platform.machine()}")
@@ -27,6 +28,7 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
         e = ctypes.get_errno()
         raise OSError(e, os.strerror(e))
     return int(ret)
+
 
 
 def _u32(buf: bytes, off: int) -> int:
@@ -43,7 +45,7 @@ def prog_info(fd: int) -> Dict[str, object]:
     attr = ctypes.create_string_buffer(16)
     ctypes.memmove(ctypes.addressof(attr), fd.to_bytes(4, "little") + (256).to_bytes(4, "little")
                    + ctypes.addressof(info).to_bytes(8, "little"), 16)
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     raw = info.raw
     info_len = _u32(attr.raw, 4)
     out: Dict[str, object] = {
@@ -77,7 +79,7 @@ def prog_test_run(fd: int, data: bytes, repeat: int = 1, data_size_out: int = 0)
         + (0).to_bytes(4, "little")          # duration (out)
     )
     ctypes.memmove(ctypes.addressof(attr), fields, len(fields))
-    _bpf(BPF_PROG_TEST_RUN, attr)
+    sys_bpf(BPF_PROG_TEST_RUN, attr)
     raw = attr.raw
     n_out = _u32(raw, 12)
     return _u32(raw, 4), _u32(raw, 36), data_out.raw[:min(n_out, out_len)]
@@ -97,7 +99,7 @@ def map_info(fd: int) -> Dict[str, int]:
     attr = ctypes.create_string_buffer(16)
     ctypes.memmove(ctypes.addressof(attr), fd.to_bytes(4, "little") + (88).to_bytes(4, "little")
                    + ctypes.addressof(info).to_bytes(8, "little"), 16)
-    _bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
+    sys_bpf(BPF_OBJ_GET_INFO_BY_FD, attr)
     raw = info.raw
     return {"type": _u32(raw, 0), "id": _u32(raw, 4), "key_size": _u32(raw, 8),
             "value_size": _u32(raw, 12), "max_entries": _u32(raw, 16)}

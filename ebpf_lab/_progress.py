@@ -12,7 +12,7 @@ def in_notebook() -> bool:
 
         ip = get_ipython()
         return ip is not None and "IPKernelApp" in getattr(ip, "config", {})
-    except Exception:
+    except ImportError:
         return False
 
 
@@ -42,7 +42,7 @@ class Progress:
                 self._bar = w.FloatProgress(min=0, max=self.total, description=self.label[:20])
                 self._text = w.Label("")
                 display(w.HBox([self._bar, self._text]))
-            except Exception:
+            except ImportError:  # no ipywidgets: no bar
                 self._bar = None
         else:
             self._tty = sys.stderr.isatty()

@@ -65,12 +65,12 @@ def _storm_result(storm: subprocess.Popen) -> Tuple[int, float]:
 
 def _plain_bpf(output: int, pid: int) -> Any:
     from ._bcc import import_bcc
-    from .engine import _lab_bpf_class, program_path
+    from .bpf import lab_bpf_class, program_path
     from .kernel_headers import prepare
 
     prepare()
     bcc = import_bcc()
-    b = _lab_bpf_class(bcc)(src_file=program_path("bench_ingest.bpf.c"), cflags=[f"-DOUTPUT={output}", f"-DONLY_PID={pid}"])
+    b = lab_bpf_class(bcc)(src_file=program_path("bench_ingest.bpf.c"), cflags=[f"-DOUTPUT={output}", f"-DONLY_PID={pid}"])
     b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")
     return b
 

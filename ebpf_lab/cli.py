@@ -1,7 +1,7 @@
 """``ebpf-lab``: the command line.
 
     ebpf-lab doctor [--json]
-    ebpf-lab lessons
+    ebpf-lab lessons [--files]
     ebpf-lab run LESSON [--seconds S] [--set NAME=VALUE]... [--no-workload] [--out FILE.csv|FILE.parquet]
     ebpf-lab cleanup
     ebpf-lab bench ingest [--events N]
@@ -36,8 +36,15 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_lessons(args: argparse.Namespace) -> int:
-    from .catalog import lessons
+    from .catalog import lesson_files, lessons
 
+    if args.files:
+        files = lesson_files()
+        for lid, rows in files.groupby("lesson", sort=False):
+            print(lid)
+            for r in rows.itertuples():
+                print(f"  {r.kind:<18} {r.path}")
+        return 0
     df = lessons()
     for row in df.itertuples():
         print(f"{row.id:<15} {row.title}\n{'':<15} notebook {row.notebook}; program {row.program}\n{'':<15} parameters: {row.parameters}")
@@ -86,7 +93,7 @@ def summary(df: Any) -> str:
     for note in a.get("hook_notes") or []:
         lines.append(f"note: {note}")
     if "lost" in a:
-        lines.append(f"events lost: {a['lost']}")
+        lines.append(f"events lost: {'unknown (the counter could not be read)' if a['lost'] is None else a['lost']}")
     if a.get("workload"):
         lines.append(f"workload: {a['workload'].get('description')} (pid {a.get('workload_pid')})")
     if a.get("summary"):
@@ -131,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("doctor", help="what this kernel and machine can do, with the fix for each missing piece")
     d.add_argument("--json", action="store_true", help="print JSON for machines")
     d.set_defaults(fn=cmd_doctor)
-    sub.add_parser("lessons", help="list the lessons").set_defaults(fn=cmd_lessons)
+    ls = sub.add_parser("lessons", help="list the lessons")
+    ls.add_argument("--files", action="store_true",
+                    help="every place each lesson lives: module, notebook, programs, workloads, exercises, tests")
+    ls.set_defaults(fn=cmd_lessons)
     r = sub.add_parser("run", help="run a lesson and write its DataFrame")
     r.add_argument("lesson", help="lesson id (see `ebpf-lab lessons`)")
     r.add_argument("--seconds", type=float, default=None, help="collect for this long (default: until the workload ends)")

@@ -60,14 +60,14 @@ def _machine_rows() -> List[Row]:
 
 
 def _bpf_syscall_row() -> Row:
-    from ._bpfsys import _bpf
+    from ._bpfsys import sys_bpf
 
     attr = ctypes.create_string_buffer(72)
     # BPF_MAP_CREATE: array map, key 4, value 4, 1 entry
     ctypes.memmove(ctypes.addressof(attr), (2).to_bytes(4, "little") + (4).to_bytes(4, "little")
                    + (4).to_bytes(4, "little") + (1).to_bytes(4, "little"), 16)
     try:
-        fd = _bpf(0, attr)
+        fd = sys_bpf(0, attr)
         os.close(fd)
         return _row("kernel", "bpf() syscall", True, "created and closed an array map")
     except OSError as e:
@@ -135,9 +135,9 @@ def _toolchain_rows() -> List[Row]:
 
 # ------------------------------------------------------------ hook probes
 def _try(fn: Callable[[], Any]) -> Tuple[bool, str]:
-    from .engine import _capture_stderr
+    from .bpf import capture_stderr
 
-    with _capture_stderr() as log:
+    with capture_stderr() as log:
         try:
             fn()
             err = None
@@ -153,7 +153,7 @@ def _try(fn: Callable[[], Any]) -> Tuple[bool, str]:
 
 
 def _hook_rows() -> List[Row]:
-    from .engine import _lab_bpf_class, program_path
+    from .bpf import lab_bpf_class, program_path
     from .kernel_headers import prepare
 
     rows: List[Row] = []
@@ -166,7 +166,7 @@ def _hook_rows() -> List[Row]:
     holder: Dict[str, Any] = {}
 
     def compile_main() -> None:
-        holder["b"] = _lab_bpf_class(bcc)(src_file=program_path("doctor.bpf.c"))
+        holder["b"] = lab_bpf_class(bcc)(src_file=program_path("doctor.bpf.c"))
 
     ok, why = _try(compile_main)
     if not ok:
@@ -224,7 +224,7 @@ def _net_row(b: Any, B: Any, name: str, fn: str, ptype: int, tool: str, expect: 
 
 
 def _fentry_row(bcc: Any) -> Row:
-    from .engine import _lab_bpf_class, program_path
+    from .bpf import lab_bpf_class, program_path
 
     fix = ("this kernel refuses BPF trampolines (fentry/fexit) even though bcc's support_kfunc() says "
            f"{bool(bcc.BPF.support_kfunc())}; lessons use kprobes or tracepoints instead")
@@ -233,7 +233,7 @@ def _fentry_row(bcc: Any) -> Row:
     holder: Dict[str, Any] = {}
 
     def go() -> None:
-        holder["b"] = _lab_bpf_class(bcc)(src_file=program_path("doctor_fentry.bpf.c"))
+        holder["b"] = lab_bpf_class(bcc)(src_file=program_path("doctor_fentry.bpf.c"))
         holder["b"].attach_kfunc(fn_name="vfs_read")
 
     ok, why = _try(go)

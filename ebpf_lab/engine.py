@@ -26,11 +26,9 @@ import enum
 import os
 import re
 import subprocess
-import tempfile
 import time
 import weakref
-from importlib import resources
-from typing import Any, Callable, ClassVar, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -38,23 +36,11 @@ import pandas as pd
 from . import _kernel
 from ._bcc import import_bcc
 from ._progress import Progress
+from .bpf import Hook, attach_hook, build, capture_stderr, lab_bpf_class, load_function, program_path
 from ._ringbuf import RingReader
-from .errors import (
-    AttachError,
-    CompileError,
-    FeatureUnavailable,
-    LabParameterError,
-    LessonStateError,
-    VerifierError,
-)
+from .errors import AttachError, FeatureUnavailable, LabParameterError, LessonStateError
 
 __all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path", "match_in_order"]
-
-
-def program_path(name: str) -> str:
-    """Absolute path of a program file in ``ebpf_lab/programs`` (bcc resolves relative paths oddly)."""
-    p = resources.files("ebpf_lab") / "programs" / name
-    return str(p)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,21 +80,6 @@ class Param:
         if self.choices is not None and value not in self.choices:
             raise LabParameterError(f"parameter {name}={value!r}: choose one of {', '.join(map(str, self.choices))}")
         return value
-
-
-@dataclasses.dataclass
-class Hook:
-    """Where a handler runs. ``kind``: tracepoint, raw_tracepoint, kprobe, kretprobe, uprobe, uretprobe."""
-
-    kind: str
-    target: str
-    fn: str
-    note: str = ""
-    attached: bool = False
-
-    @property
-    def name(self) -> str:
-        return f"{self.kind}:{self.target}"
 
 
 class State(enum.Enum):
@@ -155,32 +126,6 @@ def _close_all() -> None:
 
 # A forked child (pyroute2 forks to enter network namespaces) must not detach its parent's lessons at exit.
 os.register_at_fork(after_in_child=_live.clear)
-
-
-@contextlib.contextmanager
-def _capture_stderr() -> Iterator[Callable[[], str]]:
-    """Capture what C code (clang, libbpf) writes to file descriptor 2."""
-    import sys
-
-    with tempfile.TemporaryFile(mode="w+b") as tmp:
-        try:
-            sys.stderr.flush()
-        except Exception:
-            pass
-        saved = os.dup(2)
-        os.dup2(tmp.fileno(), 2)
-        text: List[str] = []
-
-        def get() -> str:
-            return "".join(text)
-
-        try:
-            yield get
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            tmp.seek(0)
-            text.append(tmp.read().decode(errors="replace"))
 
 
 def _np_dtype_of(cls: Any) -> np.dtype:
@@ -246,9 +191,13 @@ class ChunkedRecords:
     """Drained events kept column by column, handed over one column at a time.
 
     Each drained chunk is split into one array per field; ``records["field"]``
-    concatenates that field and releases its chunks. Building a DataFrame
-    therefore never holds the raw records and the finished columns in full at
-    the same time. Each field can be taken once.
+    (or ``records.take("field")``) concatenates that field and releases its
+    chunks. Building a DataFrame therefore never holds the raw records and the
+    finished columns in full at the same time.
+
+    **Each field is handed over once**: a second ``records["field"]`` raises
+    :class:`KeyError` saying the field was already taken (keep the array the
+    first read returned); ``taken`` lists the fields handed over so far.
     """
 
     def __init__(self, dtype: Optional[np.dtype]) -> None:
@@ -256,6 +205,8 @@ class ChunkedRecords:
         self._cols: Dict[str, List[np.ndarray]] = {n: [] for n in (dtype.names or ())} if dtype is not None else {}
         self._dicts: Dict[str, Dict[bytes, int]] = {}
         self._n = 0
+        #: fields already handed over (each is handed over once)
+        self.taken: List[str] = []
 
     def add(self, arr: np.ndarray) -> None:
         for name in self._cols:
@@ -295,17 +246,25 @@ class ChunkedRecords:
         return self._n
 
     def _take(self, field: str) -> np.ndarray:
+        if field in self.taken:
+            raise KeyError(f"{field!r} was already taken: the events hand each field over once, to keep memory "
+                           "low; keep the array the first read returned")
         if field not in self._cols:
-            raise KeyError(f"{field!r}: no such field, or already taken (each field can be taken once)")
+            raise KeyError(f"{field!r}: no such field; fields: {', '.join(self._cols) or 'none'}")
         chunks = self._cols.pop(field)
+        self.taken.append(field)
         if not chunks:
             return np.empty(0, np.int32 if field in self._dicts or (self.dtype is not None and self.dtype[field].kind == "S")
                             else (self.dtype[field] if self.dtype is not None else np.uint8))
         return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
+    def take(self, field: str) -> np.ndarray:
+        """The field as one numpy array; the field is handed over (a second take raises KeyError)."""
+        return self[field]
+
     def __getitem__(self, field: str) -> np.ndarray:
-        """The field as one numpy array (takes the field)."""
-        if self.dtype is not None and self.dtype[field].kind == "S":
+        """The field as one numpy array; the field is handed over (a second read raises KeyError)."""
+        if self.dtype is not None and field in (self.dtype.names or ()) and self.dtype[field].kind == "S":
             codes = self._take(field)
             values = np.array(list(self._dicts.get(field, {})), dtype=self.dtype[field])
             return values[codes] if len(codes) else np.empty(0, self.dtype[field])
@@ -406,26 +365,16 @@ class Lesson:
         from .kernel_headers import prepare
 
         prepare()
-        bcc = import_bcc()
         hooks = self.select_hooks()
-        kw: Dict[str, Any] = {"cflags": self.cflags()}
-        if self.program_text is not None:
-            kw["text"] = self.program_text
-        else:
-            kw["src_file"] = self.program_file()
         t0 = time.monotonic()
-        with _capture_stderr() as log:
-            try:
-                self.bpf = _lab_bpf_class(bcc)(**kw)
-            except Exception as e:  # bcc raises bare Exception
-                err = e
-            else:
-                err = None
-        self.compile_log = log()
-        if err is not None:
-            msg = self._explain_compile(self.compile_log)
-            label = "your program" if self.program_text is not None else self.program
-            raise CompileError(f"compiling lesson {self.id} ({label}) failed: clang reported errors", msg)
+        label = "your program" if self.program_text is not None else self.program
+        doing = f"compiling lesson {self.id} ({label})"
+        if self.program_text is not None:
+            self.bpf, self.compile_log = build(text=self.program_text, cflags=self.cflags(), doing=doing,
+                                               explain=self._explain_compile)
+        else:
+            self.bpf, self.compile_log = build(src_file=self.program_file(), cflags=self.cflags(), doing=doing,
+                                               explain=self._explain_compile)
         self._stack.callback(self._cleanup_bpf)
         self.hooks = hooks
         self.state = State.COMPILED
@@ -469,22 +418,9 @@ class Lesson:
     def load(self) -> pd.DataFrame:
         """Load every handler into the kernel: the verifier checks it here."""
         self._require(State.COMPILED, doing="loading")
-        bcc = import_bcc()
         rows = []
         for h in self.hooks:
-            ptype = _prog_type(bcc, h.kind)
-            with _capture_stderr() as log:
-                try:
-                    fn = self.bpf.load_func(h.fn, ptype)
-                    err = None
-                except Exception as e:
-                    err = e
-            if err is not None:
-                text = log()
-                if "Need super-user" in str(err) and h.kind in ("fentry", "fexit"):
-                    raise FeatureUnavailable(h.kind, f"loading {h.fn} for {h.name}: this kernel refuses {h.kind} programs")
-                raise VerifierError(f"loading {h.fn} ({h.name}) into the kernel failed: {err}. "
-                                    "The verifier's log below says which instruction it refused and why.", text.strip())
+            fn = load_function(self.bpf, h.fn, h.kind, doing=f"loading {h.fn} ({h.name}) into the kernel")
             from ._bpfsys import prog_info
 
             info: Dict[str, Any] = {"function": h.fn, "hook": h.name, "verifier": "accepted"}
@@ -507,8 +443,10 @@ class Lesson:
             except FeatureUnavailable:
                 self.detach()
                 raise
-            except Exception as e:
+            except Exception as e:  # bcc raises bare Exception; pyroute2 its NetlinkError
                 self.detach()
+                if isinstance(e, AttachError):
+                    raise
                 raise AttachError(f"attaching {h.fn} to {h.name} failed: {e}") from e
             h.attached = True
             self._stack.callback(self._safe, detach)
@@ -530,37 +468,15 @@ class Lesson:
         return int(map_info(tab.map_fd)["max_entries"])
 
     def _attach_one(self, h: Hook) -> Callable[[], None]:
-        b = self.bpf
-        if h.kind == "tracepoint":
-            b.attach_tracepoint(tp=h.target, fn_name=h.fn)
-            return lambda: b.detach_tracepoint(tp=h.target)
-        if h.kind == "raw_tracepoint":
-            b.attach_raw_tracepoint(tp=h.target, fn_name=h.fn)
-            return lambda: b.detach_raw_tracepoint(tp=h.target)
-        if h.kind == "kprobe":
-            b.attach_kprobe(event=h.target, fn_name=h.fn)
-            return lambda: b.detach_kprobe(event=h.target, fn_name=h.fn)
-        if h.kind == "kretprobe":
-            b.attach_kretprobe(event=h.target, fn_name=h.fn)
-            return lambda: b.detach_kretprobe(event=h.target, fn_name=h.fn)
-        if h.kind in ("uprobe", "uretprobe"):
-            lib, _, sym = h.target.rpartition(":")
-            if h.kind == "uprobe":
-                b.attach_uprobe(name=lib, sym=sym, fn_name=h.fn)
-                return lambda: b.detach_uprobe(name=lib, sym=sym)
-            b.attach_uretprobe(name=lib, sym=sym, fn_name=h.fn)
-            return lambda: b.detach_uretprobe(name=lib, sym=sym)
-        if h.kind in ("fentry", "fexit"):
-            b.attach_kfunc(fn_name=h.fn) if h.kind == "fentry" else b.attach_kretfunc(fn_name=h.fn)
-            return lambda: None  # freed with the program fd
-        raise AttachError(f"attaching {h.fn}: unknown hook kind {h.kind!r}")
+        """Attach one hook (through the table of hook kinds, ebpf_lab.bpf.HOOK_KINDS); returns its detach."""
+        return attach_hook(self.bpf, h)
 
     @staticmethod
     def _safe(fn: Callable[[], None]) -> None:
         try:
             fn()
-        except Exception:
-            pass  # already gone (e.g. bcc cleaned up first)
+        except Exception:  # bcc raises bare Exception when a probe is already gone (e.g. bcc cleaned up first)
+            pass
 
     def start_workload(self, **kw: Any) -> Workload:
         """Start the lesson's built-in workload (subclasses)."""
@@ -636,14 +552,20 @@ class Lesson:
     def expected_workload_seconds(self) -> float:
         return 1.0
 
-    def lost(self) -> int:
-        """Events the ring buffer had no room for (counted in the kernel)."""
-        if not self.lost_map or self.bpf is None:
-            return 0
+    def lost(self) -> Optional[int]:
+        """Events the ring buffer had no room for (counted in the kernel); None when unknown.
+
+        0 only when the lesson has no ring buffer or its counter really reads 0;
+        None when the counter cannot be read (no program loaded, no such map).
+        """
+        if not self.lost_map:
+            return 0 if not self.events_map else None
+        if self.bpf is None:
+            return None
         try:
             return int(self.bpf[self.lost_map].sum(0).value)
-        except Exception:
-            return 0
+        except (KeyError, OSError, AttributeError):  # no such map in the program, or it is gone
+            return None
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:
         """Facts recorded on every DataFrame's ``attrs``."""
@@ -700,7 +622,7 @@ class Lesson:
     def __del__(self) -> None:
         try:
             self.detach()
-        except Exception:
+        except Exception:  # a finalizer must not raise (late in interpreter shutdown anything can fail)
             pass
 
 
@@ -730,38 +652,13 @@ def wall_clock(ts_ns: np.ndarray) -> np.ndarray:
     return (ts_ns.astype(np.int64) + offset).astype("datetime64[ns]")
 
 
-_CLASS_CACHE: Dict[int, Any] = {}
-
-
-def _lab_bpf_class(bcc: Any) -> Any:
-    """bcc's BPF without its auto-attach at compile time: the lab attaches in attach()."""
-    cls = _CLASS_CACHE.get(id(bcc))
-    if cls is None:
-        class LabBPF(bcc.BPF):  # type: ignore[misc, name-defined]
-            def _trace_autoload(self) -> None:
-                pass
-
-        cls = _CLASS_CACHE[id(bcc)] = LabBPF
-    return cls
+# Old private names, kept importable while callers move to ebpf_lab.bpf.
+_capture_stderr = capture_stderr
+_lab_bpf_class = lab_bpf_class
 
 
 def _prog_type(bcc: Any, kind: str) -> int:
-    B = bcc.BPF
-    return {
-        "tracepoint": B.TRACEPOINT,
-        "raw_tracepoint": B.RAW_TRACEPOINT,
-        "kprobe": B.KPROBE,
-        "kretprobe": B.KPROBE,
-        "uprobe": B.KPROBE,
-        "uretprobe": B.KPROBE,
-        "fentry": B.TRACING,
-        "fexit": B.TRACING,
-        "sched_cls": B.SCHED_CLS,
-        "xdp": B.XDP,
-    }[kind]
+    """Old private name of :func:`ebpf_lab.bpf.prog_type`."""
+    from .bpf import prog_type
 
-
-def check_symbol_name(name: str) -> str:
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
-        raise LabParameterError(f"{name!r} is not a valid function name")
-    return name
+    return prog_type(kind)

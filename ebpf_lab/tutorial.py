@@ -15,9 +15,8 @@ from typing import Any, Callable, List, Optional
 import pandas as pd
 
 from . import _kernel
-from ._bcc import import_bcc
-from .engine import _capture_stderr, _lab_bpf_class, program_path
-from .errors import AttachError, CompileError
+from .bpf import build, program_path
+from .errors import AttachError
 from .kernel_headers import prepare
 
 __all__ = ["run_trace_printk", "tutorial_line", "drain_trace_pipe"]
@@ -72,16 +71,8 @@ def run_trace_printk(
     _kernel.require_root("running the tutorial's program")
     _kernel.ensure_kernel_fs()
     prepare()
-    bcc = import_bcc()
     path = program_path(program)
-    with _capture_stderr() as log:
-        try:
-            b = _lab_bpf_class(bcc)(src_file=path)
-            err = None
-        except Exception as e:
-            err = e
-    if err is not None:
-        raise CompileError(f"compiling the tutorial's program {program} failed: {err}", log())
+    b, _ = build(src_file=path, doing=f"compiling the tutorial's program {program}")
     rows: List[dict] = []
     proc = None
     try:
@@ -89,7 +80,7 @@ def run_trace_printk(
         b.trace_open(nonblocking=True)
         try:
             attach(b)
-        except Exception as e:
+        except Exception as e:  # bcc raises bare Exception
             raise AttachError(f"attaching the tutorial's program {program}: {e}") from e
         if workload is not None:
             proc = workload()

@@ -14,13 +14,47 @@ from ebpf_lab.lessons.kmalloc import KmallocLesson, tracepoint_format
 
 
 def test_public_names():
-    assert sorted(ebpf_lab.__all__) == sorted([
-        "__version__", "doctor", "lessons", "get_lesson", "KmallocLesson", "LabError", "PrivilegeError",
+    from ebpf_lab.catalog import discover
+
+    lessons = [f.cls for f in discover("lessons")]
+    assert {"HelloKillLesson", "KmallocLesson", "ArgsReturnLesson", "UprobeArgsReturnLesson", "TcClassifierLesson",
+            "XdpVsTcLesson"} <= set(lessons)
+    assert sorted(ebpf_lab.__all__) == sorted(lessons + [
+        "__version__", "doctor", "lessons", "get_lesson", "lesson_files", "LabError", "PrivilegeError",
         "FeatureUnavailable", "CompileError", "VerifierError", "AttachError", "LessonStateError",
-        "LabParameterError"])
+        "LabParameterError", "Lesson", "Param", "Hook", "program_path", "kprobes_available",
+        "receive_path_figure"])
     for name in ebpf_lab.__all__:
         assert getattr(ebpf_lab, name) is not None
     assert os.path.exists(os.path.join(os.path.dirname(ebpf_lab.__file__), "py.typed"))
+    with pytest.raises(AttributeError):
+        ebpf_lab.no_such_name  # noqa: B018
+
+
+def test_every_discovered_lesson_is_exported():
+    from ebpf_lab.catalog import lesson_classes
+
+    for cls in lesson_classes():
+        assert getattr(ebpf_lab, cls.__name__) is cls, f"{cls.__name__} is a lesson but not in ebpf_lab.__all__"
+
+
+def test_no_private_name_is_imported_across_modules():
+    """A module uses another module's _private names only through its public API (ebpf_lab.bpf & co.)."""
+    import ast
+    import pathlib
+
+    root = pathlib.Path(ebpf_lab.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level >= 1:
+                for alias in node.names:
+                    pkg = (path.parent.joinpath(*[".."] * (node.level - 1)) / node.module.replace(".", "/")).resolve()
+                    if (pkg / f"{alias.name}.py").exists():
+                        continue  # a private module of the package, not a private name of another module
+                    if alias.name.startswith("_"):
+                        found.append(f"{path.relative_to(root)}: from {'.' * node.level}{node.module} import {alias.name}")
+    assert found == []
 
 
 def test_one_root_error_type():
@@ -92,8 +126,11 @@ def test_chunked_records_columns_and_limit():
     assert len(r) == 3
     r.limit(2)
     assert len(r) == 2 and list(r["b"]) == [10, 20]
-    with pytest.raises(KeyError, match="taken once"):
+    with pytest.raises(KeyError, match="already taken.*once"):
         r["b"]
+    assert r.taken == ["b"] and list(r.take("a")) == [1, 2] and r.taken == ["b", "a"]
+    with pytest.raises(KeyError, match="no such field"):
+        r.take("c")
     assert len(ChunkedRecords(dt)["a"]) == 0
     st = np.dtype([("comm", "S16"), ("x", "<u4")])
     r = ChunkedRecords(st)
@@ -163,3 +200,31 @@ def test_match_in_order():
     # a missing event does not hide the ones after it
     assert match_in_order(seen, [(1, "a"), (9, "z"), (2, "b")]) == [0, None, 2]
     assert match_in_order([], [(1, "a")]) == [None]
+
+
+def test_lost_is_unknown_not_zero_when_the_counter_cannot_be_read():
+    from ebpf_lab.lessons.hello_kill import HelloKillLesson
+
+    lab = HelloKillLesson()
+    assert lab.lost() is None  # nothing loaded: no counter to read, so no figure
+    assert lab.describe()["lost"] is None
+    lab.detach()
+
+
+def test_uprobe_comparison_survives_one_missing_call():
+    """One call the uprobes did not see must not mark every later call unseen (the match_in_order fix)."""
+    from types import SimpleNamespace
+
+    from ebpf_lab.lessons.args_return import UprobeArgsReturnLesson
+
+    lab = UprobeArgsReturnLesson()
+    lab._report = pd.DataFrame({"function": ["strtol", "ebl_collatz", "strtol"], "int_arg": [10, 27, 16],
+                                "result": [42, 111, 255], "text_arg": ["42", "a", "ff"]})
+    lab.workload = SimpleNamespace(pid=7)  # type: ignore[assignment]
+    seen = pd.DataFrame({"pid": [7, 7], "function": pd.Categorical(["strtol", "strtol"]),
+                         "text_arg": ["42", "ff"], "int_arg": [10, 16], "ret": [42, 255]})  # ebl_collatz missed
+    out = lab.compare_with_workload(seen)
+    assert list(out["seen"]) == [True, False, True]
+    assert list(out["agree"]) == [True, False, True]
+    lab.workload = None
+    lab.detach()

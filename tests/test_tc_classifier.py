@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
-from ebpf_lab.lessons.tc_classifier import (OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
-                                            default_payloads)
+from ebpf_lab.lessons.tc_classifier import (FIX_DECLARATION, OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
+                                            default_payloads, fix_diff, fixed_source)
 from ebpf_lab.netlab import lab_objects
+from labtest import processes
 
 pytestmark = [pytest.mark.root, pytest.mark.bpf, pytest.mark.netns, pytest.mark.tc]
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -72,7 +73,7 @@ def test_tutorial_pipeline_and_tc_commands(lab_net):
         assert "clang -O2 -emit-llvm -c" in built.command and "llc -march=bpf -mcpu=probe -filetype=obj" in built.command
         strict = t.build(strict=True)  # what clang >= 16 does by default
         assert not strict.ok and "error: implicit declaration of function 'process_packet'" in strict.stderr
-        fixed = t.build("tc_classifier_fixed.bpf.c", strict=True)
+        fixed = t.build(fixed=True, strict=True)
         assert fixed.ok and "implicit" not in fixed.stderr
         t.build()  # back to the tutorial's own object
         add = t.attach()
@@ -88,6 +89,17 @@ def test_tutorial_pipeline_and_tc_commands(lab_net):
         assert gone is not None and gone.ok and gone.command.startswith("tc qdisc del dev")
         assert lab_net.qdiscs("rcv") == ["noqueue"]
         assert lab_net.ping(500)["received"] > 0
+
+
+def test_the_fix_is_one_declaration_composed_from_the_tutorials_file():
+    from ebpf_lab.engine import program_path
+
+    tutorial = open(program_path("tc_classifier.bpf.c")).read().splitlines()
+    at = next(i for i, ln in enumerate(tutorial) if ln.startswith("#define SEC(NAME)"))
+    assert fixed_source().splitlines() == tutorial[:at + 1] + ["", FIX_DECLARATION, ""] + tutorial[at + 1:]
+    assert at < next(i for i, ln in enumerate(tutorial) if ln.startswith("int classifier("))
+    changed = [ln for ln in fix_diff().splitlines()[2:] if ln[:1] in "+-"]
+    assert changed == ["+", "+" + FIX_DECLARATION, "+"]
 
 
 @pytest.mark.parametrize("bad", [0, -1, "abc", 1.5, True, 70000])
@@ -160,6 +172,24 @@ def _child_networks(pid: int) -> list:
     return [o for o in lab_objects() if f"ebl-{pid}-" in o]
 
 
+def _descends_from(pid: int, ancestor: int) -> bool:
+    for _ in range(64):
+        if pid == ancestor:
+            return True
+        if pid <= 1:
+            return False
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                pid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            return False
+    return False
+
+
+def _pings_of(pid: int) -> list:
+    return processes(lambda q, argv: bool(argv) and os.path.basename(argv[0]) == b"ping" and _descends_from(q, pid))
+
+
 def test_interrupted_mid_sweep_leaves_nothing():
     """SIGINT (what Ctrl-C sends) while the sweep is pinging: exit 130, nothing of the lab remains."""
     p = _cli("run", "tc-classifier", "--set", "count=5")
@@ -167,7 +197,9 @@ def test_interrupted_mid_sweep_leaves_nothing():
     while time.monotonic() < deadline and not _child_networks(p.pid):
         time.sleep(0.05)
     assert _child_networks(p.pid), "the lesson never built its network"
-    time.sleep(1.5)  # into the sweep
+    while time.monotonic() < deadline and not _pings_of(p.pid):  # the sweep has started: a ping of ours runs
+        time.sleep(0.02)
+    assert _pings_of(p.pid), "the sweep never started pinging"
     p.send_signal(signal.SIGINT)
     _, stderr = p.communicate(timeout=60)
     assert p.returncode == 130, stderr
@@ -177,20 +209,25 @@ def test_interrupted_mid_sweep_leaves_nothing():
 
 def test_keyboard_interrupt_mid_sweep_in_process(no_bpf_leak):
     """A real SIGINT to this process while the sweep pings: KeyboardInterrupt, lesson detached, network gone."""
-    import threading
-
     lab = TcClassifierLesson(limit=500, count=3)
     lab.compile()
     lab.load()
     lab.attach()
     net = lab.net
     assert "clsact" in net.qdiscs("rcv")
-    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            lab.sweep(list(range(0, 1473, 10)))  # ~148 sizes: far longer than 1 s
-    finally:
-        timer.cancel()
+    sizes = list(range(0, 1473, 10))  # ~148 sizes
+    pings: list = []
+    real_ping = net.ping
+
+    def ping(payload, **kw):  # the interrupt comes from inside the sweep: after its first ping
+        pings.append(payload)
+        if len(pings) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_ping(payload, **kw)
+
+    net.ping = ping
+    with pytest.raises(KeyboardInterrupt):
+        lab.sweep(sizes)
+    assert 2 <= len(pings) < len(sizes), "the interrupt landed mid-sweep"
     assert lab.state.value == "closed"
     assert net.closed and net.leftovers() == []

@@ -1,5 +1,8 @@
 """Auto-graded exercises, by stable id. Each lives in a module of this package.
 
+An exercise is a class with a literal ``id = "..."`` in a module here (see
+:mod:`ebpf_lab.catalog`): adding one is adding its class, nothing else.
+
 The teacher's notebook of an exercise is ``notebooks/solutions/<id>.ipynb``;
 ``ebpf-lab release`` makes the learner's ``notebooks/exercises/<id>.ipynb`` from it.
 """
@@ -11,19 +14,19 @@ from typing import Dict, List
 from ..errors import LabParameterError
 from ._base import Exercise
 
-# id -> "module:Class", imported on demand so that one broken exercise cannot break the rest
-EXERCISES: Dict[str, str] = {
-    "kmalloc-filter": "ebpf_lab.exercises.kmalloc:KmallocFilter",
-    "kmalloc-per-pid": "ebpf_lab.exercises.kmalloc:KmallocPerPid",
-    "kill-to-pid": "ebpf_lab.exercises.kill:KillToPid",
-    "kill-signal-counts": "ebpf_lab.exercises.kill:KillSignalCounts",
-    "openat-failures": "ebpf_lab.exercises.openat:OpenatFailures",
-    "openat-latency": "ebpf_lab.exercises.openat:OpenatLatency",
-    "tc-count-protocols": "ebpf_lab.exercises.net:TcCountProtocols",
-    "tc-drop-big-icmp": "ebpf_lab.exercises.net:TcDropBigIcmp",
-    "xdp-drop-big-icmp": "ebpf_lab.exercises.net:XdpDropBigIcmp",
-    "xdp-then-tc": "ebpf_lab.exercises.net:XdpThenTc",
-}
+
+def _discovered() -> Dict[str, str]:
+    """id -> "module:Class" of every exercise class in this package, in the order of their lessons."""
+    from ..catalog import LESSONS, exercise_lesson, discover
+
+    found = discover("exercises")
+    rank = {lid: i for i, lid in enumerate(LESSONS)}
+    order = sorted(range(len(found)), key=lambda i: (rank.get(exercise_lesson(found[i]) or "", len(rank)), i))
+    return {found[i].id: found[i].target for i in order}
+
+
+# id -> "module:Class" (discovered from the modules; do not edit), imported on demand
+EXERCISES: Dict[str, str] = _discovered()
 
 
 def get_exercise(exercise_id: str) -> Exercise:

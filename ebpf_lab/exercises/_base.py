@@ -224,17 +224,6 @@ def verifier_summary(log: str, n: int = 4) -> str:
 
 
 # ------------------------------------------------------ the graded program
-def _np_from_event(b: Any, name: str) -> Optional[np.dtype]:
-    from bcc.table import _get_event_class  # type: ignore
-
-    from ..engine import _np_dtype_of
-
-    try:
-        return _np_dtype_of(_get_event_class(b[name]))
-    except Exception:
-        return None
-
-
 class GradedProgram(Lesson):
     """A learner's (or the grader's hidden) C program on hooks the exercise chooses."""
 
@@ -325,11 +314,11 @@ BPF_PROG_GET_FD_BY_ID = 13
 
 def prog_alive(prog_id: int) -> bool:
     """Is a BPF program with this id still in the kernel?"""
-    from .._bpfsys import _bpf
+    from .._bpfsys import sys_bpf
 
     attr = ctypes.create_string_buffer(prog_id.to_bytes(4, "little") + bytes(12))
     try:
-        fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+        fd = sys_bpf(BPF_PROG_GET_FD_BY_ID, attr)
     except OSError:
         return False
     os.close(fd)
@@ -357,14 +346,6 @@ def bpffs_entries() -> set:
         for n in dirs + files:
             out.add(os.path.join(root, n))
     return out
-
-
-def kprobe_events() -> List[str]:
-    t = _kernel.tracefs()
-    if not t or not os.path.exists(os.path.join(t, "kprobe_events")):
-        return []
-    with open(os.path.join(t, "kprobe_events")) as f:
-        return [ln.strip() for ln in f if ln.strip()]
 
 
 # ------------------------------------------------------ the grader
@@ -424,9 +405,6 @@ class Grader:
             return value
 
         return run
-
-    def skip_if_failed(self, needs: Sequence[str]) -> bool:
-        return any(not self.ok(n) for n in needs)
 
     # -- programs
     def program(self, text: str, hooks: Sequence[Hook], cflags: Sequence[str] = (), *, events_map: str = "",

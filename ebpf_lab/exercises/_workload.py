@@ -5,6 +5,8 @@ import subprocess
 import sys
 from typing import List
 
+from ..errors import LabError
+
 _PRELUDE = r'''
 import ctypes, os, signal, sys
 ctypes.CDLL(None).prctl(15, COMM, 0, 0, 0)  # PR_SET_NAME
@@ -26,7 +28,7 @@ class Paused:
     def go(self, timeout: float = 30.0) -> str:
         out, err = self.proc.communicate(b"g", timeout=timeout)
         if self.proc.returncode != 0:
-            raise RuntimeError(f"the workload {self.comm} failed: {err.decode(errors='replace').strip()[-300:]}")
+            raise LabError(f"the workload {self.comm} failed: {err.decode(errors='replace').strip()[-300:]}")
         return out.decode()
 
     def stop(self) -> None:

@@ -60,7 +60,7 @@ class _KillExercise(Exercise):
 
     def hooks(self, g: Grader) -> Tuple[List[Hook], List[str]]:
         if g.hook_path == "kprobe":
-            from ..lessons.hello_kill import syscall_fnname
+            from ..bpf import syscall_fnname
 
             return [Hook("kprobe", syscall_fnname("kill"), "on_kill_entry")], ["-DEBL_KPROBE=1"]
         return [Hook("tracepoint", "syscalls:sys_enter_kill", "on_kill_entry")], []

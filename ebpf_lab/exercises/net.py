@@ -15,12 +15,11 @@ import dataclasses
 import json
 import subprocess
 import sys
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
 from ..engine import Hook
-from ..errors import AttachError
 from ._base import Exercise, Fail, GradedProgram, Grader, Stop
 
 ETH_IP_ICMP = 14 + 20 + 8   # frame bytes around a ping payload
@@ -118,26 +117,15 @@ class NetWorkload:
         return Traffic(pings, {s: n for s, n in plan}, got)
 
 
-def _attach_net(p: GradedProgram, net: Any) -> None:
-    """Let a graded program attach TC and XDP hooks on the lab network's receiver."""
-    from ..lessons import _net
-
-    def attach_one(h: Hook) -> Callable[[], None]:
-        from .._bcc import import_bcc
-        from ..engine import _prog_type
-
-        fn = p.bpf.load_func(h.fn, _prog_type(import_bcc(), h.kind))  # bcc returns the program loaded in load()
-        if h.kind == "sched_cls":
-            return _net.attach_tc_ingress(net, "rcv", fn.fd, h.fn, doing="attaching your program to TC ingress")
-        if h.kind == "xdp":
-            return _net.attach_xdp(net, "rcv", fn.fd, "generic", doing="attaching your program to XDP")
-        raise AttachError(f"unknown hook kind {h.kind}")
-
-    p._attach_one = attach_one  # type: ignore[method-assign]
+def _on_net(hooks: List[Hook], net: Any) -> List[Hook]:
+    """The hooks, told to attach on the lab network's receiver (TC and XDP kinds attach through HOOK_KINDS)."""
+    for h in hooks:
+        h.net, h.side = net, "rcv"
+    return hooks
 
 
 def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook], cflags: Sequence[str] = ()) -> Optional[GradedProgram]:
-    return g.build(text, hooks, cflags, prepare=lambda p: _attach_net(p, w.net))
+    return g.build(text, _on_net(list(hooks), w.net), cflags)
 
 
 class _NetExercise(Exercise):

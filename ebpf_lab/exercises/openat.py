@@ -69,7 +69,7 @@ class _OpenatExercise(Exercise):
 
     def hooks(self, g: Grader) -> Tuple[List[Hook], List[str]]:
         if g.hook_path == "kprobe":
-            from ..lessons.hello_kill import syscall_fnname
+            from ..bpf import syscall_fnname
 
             fn = syscall_fnname("openat")
             return [Hook("kprobe", fn, "on_openat_entry"), Hook("kretprobe", fn, "on_openat_return")], ["-DEBL_KPROBE=1"]

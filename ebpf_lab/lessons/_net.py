@@ -122,22 +122,23 @@ def attach_tc_ingress(net: LabNetwork, side: str, fd: int, name: str, *, doing: 
     return detach
 
 
+def _gone_errors() -> tuple:
+    """What netlink raises when the object to remove is already gone."""
+    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+
+    return (OSError, NetlinkError, KeyError, IndexError)  # IndexError: link_lookup found no such link
+
+
 def _del_clsact(net: LabNetwork, side: str) -> None:
     if net.closed or os.getpid() != net.owner:
         return
     try:
         with net.ipr(side) as ipr:
             ipr.tc("del", "clsact", net.ifindex(side))
-    except Exception:
+    except _gone_errors():  # already gone: the namespace, the link or the qdisc
         pass
 
 
-def tc_filters(net: LabNetwork, side: str = "rcv") -> str:
-    """``tc filter show dev … ingress`` inside the lab namespace (for display)."""
-    return str(run_shell(["tc", "filter", "show", "dev", net.ifname[side], "ingress"], net=net, side=side))
-
-
-# -------------------------------------------------------------------- XDP
 def attach_xdp(net: LabNetwork, side: str, fd: int, mode: str, *, doing: str) -> Callable[[], None]:
     """Attach an XDP program in ``generic`` or ``native`` mode; refuses to replace a program already there."""
     if mode not in XDP_FLAGS:
@@ -177,7 +178,7 @@ def _del_xdp(net: LabNetwork, side: str, mode: str) -> None:
         with net.ipr(side) as ipr:
             ipr.link("set", index=net.ifindex(side),
                      xdp={"attrs": [("IFLA_XDP_FD", -1), ("IFLA_XDP_FLAGS", XDP_FLAGS[mode])]})
-    except Exception:
+    except _gone_errors():  # already gone: the namespace or the link
         pass
 
 
@@ -192,11 +193,11 @@ class RunStats:
     BPF_ENABLE_STATS = 32
 
     def __init__(self) -> None:
-        from .._bpfsys import _bpf
+        from .._bpfsys import sys_bpf
 
         attr = ctypes.create_string_buffer(8)  # enable_stats.type = BPF_STATS_RUN_TIME (0)
         try:
-            self.fd: Optional[int] = _bpf(self.BPF_ENABLE_STATS, attr)
+            self.fd: Optional[int] = sys_bpf(self.BPF_ENABLE_STATS, attr)
         except OSError:
             self.fd = None
 

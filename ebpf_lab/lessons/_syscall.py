@@ -13,36 +13,27 @@ A fallback is never silent: the reason lands in the first hook's note, hence in
 """
 from __future__ import annotations
 
+import errno
 import subprocess
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import pandas as pd
 
 from .. import _kernel
-from .._bcc import import_bcc
-from ..engine import Hook, Lesson, program_path
-from ..errors import FeatureUnavailable, LabError
+from ..bpf import is_syscall_wrapper, syscall_fnname
+from ..engine import Hook, Lesson
+from ..errors import FeatureUnavailable, LabError, LabParameterError
+
+__all__ = ["NO_KPROBES", "syscall_fnname", "is_syscall_wrapper", "errno_name", "ReportingLesson", "SyscallLesson"]
 
 NO_KPROBES = "this kernel has no kprobes (CONFIG_KPROBES is not set: tracefs has no kprobe_events)"
 
 
-def syscall_fnname(name: str) -> str:
-    """The kernel function behind system call ``name`` on this kernel, e.g. ``__x64_sys_kill``.
-
-    bcc's ``BPF.get_syscall_fnname`` finds the prefix by looking up the ``bpf``
-    syscall's symbol with each known prefix (``sys_``, ``__x64_sys_``,
-    ``__arm64_sys_``, ...), so lessons never hard-code ``__x64_sys_kill``.
-    """
-    bcc = import_bcc()
-    B = bcc.BPF
-    # bcc's get_syscall_prefix() is an instance method that only uses class
-    # attributes and the static ksymname(), so no BPF object is needed.
-    return (B.get_syscall_prefix(B) + name.encode()).decode()
-
-
-def is_syscall_wrapper(fnname: str) -> bool:
-    """True when the syscall function takes a ``struct pt_regs *`` (x86-64 4.17+, arm64 4.19+)."""
-    return not fnname.startswith("sys_")
+def errno_name(ret: int) -> str:
+    """``-3`` -> ``ESRCH``; ``0`` or positive -> ``''``: a syscall's result as its errno's name."""
+    if ret >= 0:
+        return ""
+    return errno.errorcode.get(-ret, f"errno {-ret}")
 
 
 class ReportingLesson(Lesson):
@@ -76,8 +67,9 @@ class SyscallLesson(ReportingLesson):
 
     #: the system call, e.g. "kill"
     syscall: ClassVar[str]
-    #: program file per hook variant: "kprobe", "tracepoint" and optionally "fexit"
-    programs: ClassVar[Dict[str, str]]
+    #: the hook variants the lesson's one program file offers, each compiled with -DHOOK_<VARIANT>:
+    #: "kprobe", "tracepoint" and optionally "fexit"
+    variants: ClassVar[Tuple[str, ...]] = ("kprobe", "tracepoint")
     #: the BPF functions of the kprobe and tracepoint variants
     entry_fn: ClassVar[str]
     return_fn: ClassVar[str]
@@ -106,7 +98,7 @@ class SyscallLesson(ReportingLesson):
             self._variant, self._note = "kprobe", ""
             return self._variant
         why_fexit = ""
-        if want == "fexit" or (want == "auto" and "fexit" in self.programs):
+        if want == "fexit" or (want == "auto" and "fexit" in self.variants):
             ok, why_fexit = self.fexit_check(fn)
             if ok:
                 self._variant = "fexit"
@@ -129,22 +121,43 @@ class SyscallLesson(ReportingLesson):
             self._note = "hook=tracepoint was asked for"
         return self._variant
 
-    def program_file(self) -> str:
-        if self.program_text is not None:
-            return super().program_file()
-        # the variant's file; also what error messages name (self.program)
-        self.program = self.programs[self.variant()]
-        return program_path(self.program)
+    @staticmethod
+    def hook_flag(variant: str) -> str:
+        """The -D flag that selects a variant's entry points in the program: ``-DHOOK_KPROBE``, ..."""
+        return f"-DHOOK_{variant.upper()}"
 
-    def extra_cflags(self) -> List[str]:
-        v = self.variant()
-        if v == "tracepoint":
-            return []
+    def cflags_for(self, variant: str) -> List[str]:
+        """The -D flags that compile the program as ``variant``, whatever this kernel allows."""
+        if variant not in self.variants:
+            raise LabParameterError(f"lesson {self.id}: no hook variant {variant!r}; "
+                                    f"its program offers {', '.join(self.variants)}")
+        flags = [f for f in Lesson.cflags(self)] + [self.hook_flag(variant)]
+        if variant == "tracepoint":
+            return flags
         fn = syscall_fnname(self.syscall)
-        flags = [f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"]
-        if v == "fexit":
+        flags.append(f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}")
+        if variant == "fexit":
             flags.append(f"-D{self.syscall.upper()}_FN={fn}")
         return flags
+
+    def cflags(self) -> List[str]:
+        return self.cflags_for(self.variant())
+
+    def source(self, variant: Optional[str] = None) -> str:
+        """The exact C that will be compiled, headed by its -D flags and the hook variant they select.
+
+        ``variant`` ("kprobe", "fexit", "tracepoint") shows the flags another
+        variant would get, even one this kernel cannot run; by default, the
+        variant this kernel gets.
+        """
+        chosen = variant or self.variant()
+        flags = self.cflags_for(chosen)
+        text = self.program_text if self.program_text is not None else open(self.program_file()).read()
+        where = "your program" if self.program_text is not None else self.program_file()
+        why = f" ({self._note})" if variant is None and self._note else ""
+        return (f"// {where}\n// hook variant: {chosen}, selected by {self.hook_flag(chosen)}{why}; "
+                f"the program also offers: {', '.join(v for v in self.variants if v != chosen)}\n"
+                f"// compiled by bcc with: {' '.join(flags)}\n\n{text}")
 
     def select_hooks(self) -> List[Hook]:
         v = self.variant()

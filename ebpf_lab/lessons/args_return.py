@@ -4,10 +4,11 @@ Notebook: ``notebooks/03_args_return.ipynb``. Two lessons live here:
 
 - :class:`ArgsReturnLesson` (``args-return``): every ``openat()`` — filename and
   flags in, file descriptor or ``-errno`` out, and the time spent in between.
-  Hooks, best first: kprobe + kretprobe on the syscall's kernel function
-  (``args_return_kprobe.bpf.c``), fentry + fexit where the kernel really loads
-  them (``args_return_fexit.bpf.c``), the syscall tracepoints
-  ``sys_enter_openat`` / ``sys_exit_openat`` (``args_return.bpf.c``).
+  One program, ``args_return.bpf.c``, with three ways in, best first:
+  kprobe + kretprobe on the syscall's kernel function (``-DHOOK_KPROBE``),
+  fentry + fexit where the kernel really loads them (``-DHOOK_FEXIT``), the
+  syscall tracepoints ``sys_enter_openat`` / ``sys_exit_openat``
+  (``-DHOOK_TRACEPOINT``).
 - :class:`UprobeArgsReturnLesson` (``args-return-uprobes``): the same capture on
   user-space functions, libc's ``strtol`` and ``ebl_collatz`` of a small program
   the lab builds (``args_return_uprobe.bpf.c``).
@@ -35,11 +36,11 @@ import pandas as pd
 from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
-from ..engine import Hook, Param, Workload, _capture_stderr, _lab_bpf_class, bytes_to_category, match_in_order, program_path, wall_clock
-from ..errors import FeatureUnavailable
+from ..bpf import build, capture_stderr, program_path
+from ..engine import Hook, Param, Workload, bytes_to_category, match_in_order, wall_clock
+from ..errors import CompileError, FeatureUnavailable
 from ..kernel_headers import headers_info, prepare
-from ._syscall import NO_KPROBES, ReportingLesson, SyscallLesson, is_syscall_wrapper, syscall_fnname
-from .hello_kill import errno_name
+from ._syscall import NO_KPROBES, ReportingLesson, SyscallLesson, errno_name, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "ArgsReturnLesson",
@@ -92,7 +93,7 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
     kernels (this lab's Firecracker host among them) then refuse every
     BPF_PROG_TYPE_TRACING program with EPERM, which bcc reports as "Need
     super-user privileges". Only loading one tells, so this compiles
-    ``args_return_fexit.bpf.c`` and loads its fexit program (without attaching it).
+    ``args_return.bpf.c`` with ``-DHOOK_FEXIT`` and loads its fexit program (without attaching it).
     """
     fn = fnname or syscall_fnname("openat")
     if fn in _FEXIT:
@@ -105,22 +106,24 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
         _FEXIT[fn] = (False, "bcc says this kernel has no BPF trampolines (support_kfunc() is False)")
         return _FEXIT[fn]
     prepare()
-    b = None
-    with _capture_stderr():  # clang's and libbpf's chatter is not the answer; the exception is
-        try:
-            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_fexit.bpf.c"),
-                                    cflags=[f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+    try:
+        b, _ = build(src_file=program_path("args_return.bpf.c"), doing=f"compiling the fexit program on {fn}",
+                     cflags=["-DHOOK_FEXIT", f"-DOPENAT_FN={fn}", f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}"])
+    except CompileError as e:
+        _FEXIT[fn] = (False, str(e))
+        return _FEXIT[fn]
+    try:
+        with capture_stderr():  # libbpf's chatter is not the answer; the exception is
             b.load_func(f"kretfunc__{fn}", bcc.BPF.TRACING)
-            result = (True, f"the fexit program on {fn} loaded")
-        except Exception as e:
-            why = str(e)
-            if "super-user" in why:
-                why = ("the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root "
-                       "(bcc words it 'Need super-user privileges')")
-            result = (False, f"loading an fexit program on {fn} failed: {why}")
-        finally:
-            if b is not None:
-                b.cleanup()
+        result = (True, f"the fexit program on {fn} loaded")
+    except Exception as e:  # bcc raises bare Exception
+        why = str(e)
+        if "super-user" in why:
+            why = ("the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root "
+                   "(bcc words it 'Need super-user privileges')")
+        result = (False, f"loading an fexit program on {fn} failed: {why}")
+    finally:
+        b.cleanup()
     _FEXIT[fn] = result
     return result
 
@@ -146,16 +149,8 @@ def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataF
                            "struct_reads_trustworthy": info.struct_reads_trustworthy, "compiled": False,
                            "loaded": False, "attached": False, "calls": None, "returned_ok": None,
                            "returned_error": None, "why": ""}
-    with _capture_stderr() as log:
-        try:
-            b = _lab_bpf_class(bcc)(src_file=program_path("args_return_tutorial.bpf.c"))
-            err = None
-        except Exception as e:
-            b, err = None, e
-    if b is None:
-        from ..errors import CompileError
-
-        raise CompileError(f"compiling the tutorial's blk_insert_cloned_request example failed: {err}", log())
+    b, _ = build(src_file=program_path("args_return_tutorial.bpf.c"),
+                 doing="compiling the tutorial's blk_insert_cloned_request example")
     try:
         row["compiled"] = True
         for name in ("get_segments", "get_segments_res"):
@@ -220,8 +215,7 @@ class ArgsReturnLesson(SyscallLesson):
     notebook = "03_args_return.ipynb"
     program = "args_return.bpf.c"
     syscall = "openat"
-    programs = {"kprobe": "args_return_kprobe.bpf.c", "fexit": "args_return_fexit.bpf.c",
-                "tracepoint": "args_return.bpf.c"}
+    variants = ("kprobe", "fexit", "tracepoint")
     entry_fn, return_fn = "on_openat_entry", "on_openat_return"
     params: ClassVar[Dict[str, Param]] = {
         "hook": Param("auto", "auto: kprobe+kretprobe if the kernel has kprobes, else fentry+fexit if it really "
@@ -412,18 +406,11 @@ class UprobeArgsReturnLesson(ReportingLesson):
         rep = self.workload_report().copy()
         wl = self.workload
         mine = df[df["pid"] == wl.pid] if wl is not None else df.iloc[0:0]
-        seen = list(zip(mine["function"].astype(str), mine["text_arg"], mine["int_arg"], mine["ret"]))
-        rets, found, i = [], [], 0
-        for key in zip(rep["function"], rep["text_arg"], rep["int_arg"]):
-            while i < len(seen) and seen[i][:3] != key:
-                i += 1
-            if i < len(seen):
-                rets.append(int(seen[i][3]))
-                found.append(True)
-                i += 1
-            else:
-                rets.append(None)
-                found.append(False)
+        rets_seen = list(mine["ret"])
+        at = match_in_order(list(zip(mine["function"].astype(str), mine["text_arg"], mine["int_arg"])),
+                            list(zip(rep["function"], rep["text_arg"], rep["int_arg"])))
+        rets = [None if j is None else int(rets_seen[j]) for j in at]
+        found = [j is not None for j in at]
         rep["ret"] = pd.array(rets, dtype="Int64")
         rep["seen"] = found
         rep["agree"] = rep["seen"] & (rep["ret"] == rep["result"]).fillna(False)

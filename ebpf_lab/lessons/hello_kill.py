@@ -4,16 +4,16 @@ Notebook: ``notebooks/01_hello_kill.ipynb``. Programs:
 
 - ``hello_kill_tutorial.bpf.c``: the tutorial's ``hello_world`` with ``bpf_trace_printk``
   (run it with :func:`run_tutorial`),
-- ``hello_kill_kprobe.bpf.c``: kprobe + kretprobe on the kill syscall's kernel function,
-- ``hello_kill.bpf.c``: the same on the tracepoints ``syscalls:sys_enter_kill`` /
+- ``hello_kill.bpf.c``: one body, two ways in: ``-DHOOK_KPROBE`` compiles
+  kprobe + kretprobe entry points for the kill syscall's kernel function,
+  ``-DHOOK_TRACEPOINT`` the same on the tracepoints ``syscalls:sys_enter_kill`` /
   ``sys_exit_kill``, for kernels without kprobes.
 
-Both real variants fill the same event, so :class:`HelloKillLesson` gives the same
+Both variants fill the same event, so :class:`HelloKillLesson` gives the same
 DataFrame whichever hook the kernel allowed; ``df.attrs['hooks']`` names it.
 """
 from __future__ import annotations
 
-import errno
 import os
 import re
 import shutil
@@ -29,7 +29,7 @@ from .. import _kernel
 from .._bcc import import_bcc
 from .._workloads import binary
 from ..engine import Param, Workload, bytes_to_category, match_in_order, wall_clock
-from ._syscall import NO_KPROBES, SyscallLesson, is_syscall_wrapper, syscall_fnname
+from ._syscall import NO_KPROBES, SyscallLesson, errno_name, is_syscall_wrapper, syscall_fnname
 
 __all__ = [
     "HelloKillLesson",
@@ -66,13 +66,6 @@ def signal_name(sig: int) -> str:
         if rtmin < sig < rtmax:
             return f"SIGRTMIN+{sig - rtmin}"
         return f"invalid ({sig})"
-
-
-def errno_name(ret: int) -> str:
-    """``-3`` -> ``ESRCH``; ``0`` or positive -> ``''``."""
-    if ret >= 0:
-        return ""
-    return errno.errorcode.get(-ret, f"errno {-ret}")
 
 
 # ----------------------------------------------------------- finding hooks
@@ -234,7 +227,7 @@ class HelloKillLesson(SyscallLesson):
     notebook = "01_hello_kill.ipynb"
     program = "hello_kill.bpf.c"
     syscall = "kill"
-    programs = {"kprobe": "hello_kill_kprobe.bpf.c", "tracepoint": "hello_kill.bpf.c"}
+    variants = ("kprobe", "tracepoint")
     entry_fn, return_fn = "on_kill_entry", "on_kill_return"
     report_timeout_s = 30.0
     params: ClassVar[Dict[str, Param]] = {

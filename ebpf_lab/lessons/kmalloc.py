@@ -171,20 +171,20 @@ class KmallocLesson(Lesson):
         return {"seen": sum(v.seen for v in per_cpu), "reported": sum(v.reported for v in per_cpu),
                 "lost": sum(v.lost for v in per_cpu)}
 
-    def lost(self) -> int:
-        """Events the ring buffer had no room for (counted in the kernel)."""
+    def lost(self) -> Optional[int]:
+        """Events the ring buffer had no room for (counted in the kernel); None when unknown."""
         if self.bpf is None:
-            return 0
+            return None
         try:
             return sum(v.lost for v in self._stats())
-        except LabError:   # a learner's own program without the lesson's counters
-            return 0
+        except LabError:   # a learner's own program without the lesson's counters: unknown, not 0
+            return None
 
     def _stats(self) -> List[Any]:
         """The program's ``stats`` map: one ``struct alloc_stats`` per CPU."""
         try:
             return list(self.bpf["stats"].getvalue(0))
-        except Exception as e:
+        except (KeyError, AttributeError, OSError) as e:  # no such map (a learner's program), or it is gone
             raise LabError(f"reading the in-kernel counters (map 'stats'): {e}") from e
 
     def describe(self, elapsed: float = 0.0) -> Dict[str, Any]:

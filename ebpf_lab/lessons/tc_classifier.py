@@ -3,7 +3,8 @@
 Notebook: ``notebooks/04_tc_classifier.ipynb``. Programs:
 ``ebpf_lab/programs/tc_classifier.bpf.c`` (the tutorial's, as printed, built
 with its own clang | llc pipeline and attached with its own ``tc`` commands),
-``tc_classifier_fixed.bpf.c`` (the one-line fix clang 16+ needs) and
+the one-line fix clang 16+ needs, composed from it (:func:`fixed_source`,
+shown as a diff by :func:`fix_diff`, never a second copy of the file), and
 ``tc_classifier_bcc.bpf.c`` (the same rule through bcc, LIMIT as a -D flag,
 pass/drop counters in a map).
 
@@ -15,6 +16,7 @@ pass/drop counters in a map).
 from __future__ import annotations
 
 import os
+import shutil
 import struct
 import tempfile
 import time
@@ -24,14 +26,15 @@ import numpy as np
 import pandas as pd
 
 from .. import _registry
-from ..engine import Hook, Lesson, Param, State, program_path
+from ..bpf import Hook, attach_hook, prog_type, program_path
+from ..engine import Lesson, Param, State
 from ..errors import AttachError, CompileError, LabError, LabParameterError, LessonStateError
 from ..netlab import LabNetwork
 from . import _net
 from ._net import CommandResult, require_tools, run_shell
 
-__all__ = ["TcClassifierLesson", "TutorialTC", "HEADER_BYTES", "craft_frame", "plot_sweep", "limit_explorer",
-           "default_payloads"]
+__all__ = ["TcClassifierLesson", "TutorialTC", "HEADER_BYTES", "OVERHEAD", "craft_frame", "plot_sweep",
+           "limit_explorer", "default_payloads", "fixed_source", "fix_diff", "FIX_DECLARATION"]
 
 #: what skb->len counts at TC ingress on top of the ping payload
 HEADER_BYTES = {"Ethernet": 14, "IPv4": 20, "ICMP": 8}
@@ -74,6 +77,38 @@ def _checksum(b: bytes) -> int:
     return ~s & 0xFFFF
 
 
+TUTORIAL_PROGRAM = "tc_classifier.bpf.c"
+#: the fix clang 16+ needs: declare process_packet() before classifier() calls it
+FIX_DECLARATION = "int process_packet(struct __sk_buff *skb);  // the fix: declare before use"
+_FIX_AFTER = "#define SEC(NAME)"
+
+
+def fixed_source() -> str:
+    """The tutorial's classifier with the one fix newer compilers need, composed from the file as printed.
+
+    C99 removed implicit function declarations and clang 16+ makes calling an
+    undeclared function an error; the tutorial calls ``process_packet()`` before
+    declaring it. The fix is one line, :data:`FIX_DECLARATION`, put in front of
+    ``classifier()`` (see :func:`fix_diff`).
+    """
+    text = open(program_path(TUTORIAL_PROGRAM)).read()
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, ln in enumerate(lines) if ln.startswith(_FIX_AFTER)), None)
+    if at is None:
+        raise LabError(f"composing the fixed classifier: {TUTORIAL_PROGRAM} has no line starting with "
+                       f"{_FIX_AFTER!r} to put the declaration after")
+    return "".join(lines[:at + 1] + ["\n", FIX_DECLARATION + "\n", "\n"] + lines[at + 1:])
+
+
+def fix_diff() -> str:
+    """``diff -u`` of the tutorial's classifier and :func:`fixed_source`: the fix, and nothing else."""
+    import difflib
+
+    a = open(program_path(TUTORIAL_PROGRAM)).read().splitlines()
+    b = fixed_source().splitlines()
+    return "\n".join(difflib.unified_diff(a, b, TUTORIAL_PROGRAM, "tc_classifier_fixed.bpf.c", lineterm="", n=1))
+
+
 class TutorialTC:
     """The tutorial's own way: build with ``clang | llc``, attach with ``tc``, remove with ``tc qdisc del``.
 
@@ -98,16 +133,23 @@ class TutorialTC:
         self.log.append(r)
         return r
 
-    def build(self, source: str = "tc_classifier.bpf.c", *, strict: bool = False) -> CommandResult:
+    def build(self, source: str = TUTORIAL_PROGRAM, *, strict: bool = False, fixed: bool = False) -> CommandResult:
         """``clang -O2 -emit-llvm -c SRC -o - | llc -march=bpf -mcpu=probe -filetype=obj -o foo.o``.
 
         ``strict=True`` adds ``-Werror=implicit-function-declaration``, which is
         what clang 16 and newer do by default: the tutorial's file then fails.
+        ``fixed=True`` builds :func:`fixed_source` instead (written to
+        ``tc_classifier_fixed.bpf.c`` in this object's folder first).
         Raises CompileError when the pipeline fails (unless ``strict``, where
         failing is the lesson).
         """
         require_tools("clang", "llc", doing="building the tutorial's classifier")
-        src = source if os.path.isabs(source) else program_path(source)
+        if fixed or source == "tc_classifier_fixed.bpf.c":  # the old file name, until every notebook says fixed=True
+            src = os.path.join(self.workdir, "tc_classifier_fixed.bpf.c")
+            with open(src, "w") as f:
+                f.write(fixed_source())
+        else:
+            src = source if os.path.isabs(source) else program_path(source)
         flag = " -Werror=implicit-function-declaration" if strict else ""
         cmd = (f"clang -O2{flag} -emit-llvm -c {src} -o - | "
                f"llc -march=bpf -mcpu=probe -filetype=obj -o {self.obj}")
@@ -120,7 +162,7 @@ class TutorialTC:
 
     def sections(self) -> CommandResult:
         """The object's ELF sections (``llvm-objdump -h``): the code sits in section ``test``."""
-        tool = next((t for t in ("llvm-objdump", "llvm-objdump-14", "objdump") if _net.shutil.which(t)), "objdump")
+        tool = next((t for t in ("llvm-objdump", "llvm-objdump-14", "objdump") if shutil.which(t)), "objdump")
         return self._keep(run_shell([tool, "-h", self.obj]))
 
     def attach(self) -> List[CommandResult]:
@@ -180,7 +222,6 @@ class TcClassifierLesson(Lesson):
     title = "04 · A TC classifier that drops big packets (clsact ingress, lab network)"
     notebook = "04_tc_classifier.ipynb"
     program = "tc_classifier_bcc.bpf.c"
-    tutorial_program = "tc_classifier.bpf.c"
     events_map = ""
     lost_map = ""
     params: ClassVar[Dict[str, Param]] = {
@@ -201,10 +242,8 @@ class TcClassifierLesson(Lesson):
     }
 
     def __init__(self, *, net: Optional[LabNetwork] = None, **params: Any) -> None:
-        self._net_given = net
         self.net: Optional[LabNetwork] = net
         super().__init__(**params)
-        self._lesson_fd: Optional[int] = None
 
     @property
     def limit(self) -> int:
@@ -218,12 +257,9 @@ class TcClassifierLesson(Lesson):
         return [Hook("sched_cls", "clsact ingress", "on_tc_ingress",
                      note="TC clsact ingress on the lab network's receiver veth (direct-action)")]
 
-    def preflight(self) -> None:
-        super().preflight()
-
     def load(self) -> pd.DataFrame:
         df = super().load()
-        self._fn = self.bpf.load_func("on_tc_ingress", _bcc_prog_type("sched_cls"))
+        self._fn = self.bpf.load_func("on_tc_ingress", prog_type("sched_cls"))
         return df
 
     def _attach_one(self, h: Hook) -> Callable[[], None]:
@@ -232,8 +268,8 @@ class TcClassifierLesson(Lesson):
             self._stack.callback(self.net.close)
             self.net.up()
         h.target = f"clsact ingress {self.net.ifname['rcv']} (netns {self.net.netns['rcv']})"
-        return _net.attach_tc_ingress(self.net, "rcv", self._fn.fd, self._fn.name,
-                                      doing=f"attaching lesson {self.id}")
+        h.net, h.side = self.net, "rcv"
+        return attach_hook(self.bpf, h, doing=f"attaching lesson {self.id}")
 
     # ----------------------------------------------------------- counters
     def counters(self) -> pd.DataFrame:
@@ -388,13 +424,6 @@ class TcClassifierLesson(Lesson):
         if self.bpf is not None:
             d["totals"] = self.totals()
         return d
-
-
-def _bcc_prog_type(kind: str) -> int:
-    from .._bcc import import_bcc
-    from ..engine import _prog_type
-
-    return _prog_type(import_bcc(), kind)
 
 
 # ------------------------------------------------------------------ plots

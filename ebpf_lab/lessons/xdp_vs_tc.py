@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from .. import _registry
-from ..engine import Hook, Lesson, Param, State
+from ..bpf import Hook, attach_hook, prog_type
+from ..engine import Lesson, Param, State
 from ..errors import AttachError, LabError, LabParameterError
 from ..netlab import LabNetwork
 from . import _net
@@ -121,10 +122,8 @@ class XdpVsTcLesson(Lesson):
 
     def load(self) -> pd.DataFrame:
         df = super().load()
-        from .tc_classifier import _bcc_prog_type
-
-        self._fns = {"xdp": self.bpf.load_func("on_xdp", _bcc_prog_type("xdp")),
-                     "tc": self.bpf.load_func("on_tc_ingress", _bcc_prog_type("sched_cls"))}
+        self._fns = {"xdp": self.bpf.load_func("on_xdp", prog_type("xdp")),
+                     "tc": self.bpf.load_func("on_tc_ingress", prog_type("sched_cls"))}
         return df
 
     def attach(self) -> pd.DataFrame:
@@ -151,9 +150,10 @@ class XdpVsTcLesson(Lesson):
         if hook == "none":
             return lambda: None
         if hook.startswith("xdp-"):
-            return _net.attach_xdp(self.net, "rcv", self._fns["xdp"].fd, hook.split("-", 1)[1], doing=doing)
+            return attach_hook(self.bpf, Hook("xdp", "receiver veth", "on_xdp", net=self.net, side="rcv",
+                                              xdp_mode=hook.split("-", 1)[1]), doing=doing)
         if hook == "tc":
-            return _net.attach_tc_ingress(self.net, "rcv", self._fns["tc"].fd, self._fns["tc"].name, doing=doing)
+            return attach_hook(self.bpf, Hook("sched_cls", "clsact ingress", "on_tc_ingress", net=self.net, side="rcv"), doing=doing)
         if hook == "nft-ingress":
             return self._nft_on(doing)
         table, chain = ("raw", "PREROUTING") if hook == "iptables-raw" else ("filter", "INPUT")
@@ -246,7 +246,8 @@ class XdpVsTcLesson(Lesson):
                     "}\n")
 
     def measure(self, hook: str, *, seconds: Optional[float] = None, repeat: int = 0) -> Dict[str, Any]:
-        """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after.
+        """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after,
+        and the whole lesson on an interrupt.
 
         trafgen runs under ``timeout`` (so it stops by itself even if this
         process dies), pinned to one CPU. The receive side runs in softirq on
@@ -300,10 +301,12 @@ class XdpVsTcLesson(Lesson):
                 _stop_group(proc)
                 time.sleep(0.05)  # let the last frames drain through the receiver
                 db, sb = self._drops(hook), self.net.link_stats("snd")
-        except BaseException:
+        except BaseException as e:
             if proc is not None:
                 _kill_group(proc)
             off()
+            if not isinstance(e, Exception):  # Ctrl-C (KeyboardInterrupt), SystemExit: nothing stays attached
+                self.detach()
             raise
         off()
         tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")

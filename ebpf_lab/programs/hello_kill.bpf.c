@@ -1,28 +1,43 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Lesson 01 — who sends kill? (动手 1), tracepoint variant.
+ * Lesson 01 — who sends kill? (动手 1): the kill syscall at entry and return.
  *
- * Hooks: tracepoint syscalls:sys_enter_kill (on_kill_entry) and
- * tracepoint syscalls:sys_exit_kill (on_kill_return). Used where the kernel
- * has no kprobes; hello_kill_kprobe.bpf.c is the kprobe/kretprobe version and
- * fills the very same event.
- * Needs: syscall tracepoints (CONFIG_FTRACE_SYSCALLS), BPF ring buffers (5.8+).
+ * One body, two ways in, chosen with a -D flag (as libbpf-tools select with
+ * #if; ebpf_lab/lessons/_syscall.py picks the flag and says which):
+ *   -DHOOK_KPROBE      kprobe on the kill syscall's kernel function
+ *                      (on_kill_entry) and a kretprobe on it (on_kill_return):
+ *                      the tutorial's hook. The function's name comes from
+ *                      bcc's get_syscall_fnname("kill"): __x64_sys_kill on
+ *                      x86-64 since 4.17, __arm64_sys_kill on arm64, sys_kill
+ *                      on older kernels. Needs kprobes (CONFIG_KPROBES).
+ *   -DHOOK_TRACEPOINT  tracepoints syscalls:sys_enter_kill (on_kill_entry) and
+ *                      syscalls:sys_exit_kill (on_kill_return), for kernels
+ *                      without kprobes. Needs CONFIG_FTRACE_SYSCALLS.
+ * Both fill the very same event. Needs BPF ring buffers (5.8+).
  *
  * Entry and return are two separate calls of two programs: the entry stores
  * the syscall's arguments in a hash keyed by thread id, the return finds
  * them there, adds the result and sends one event per kill() to user space.
- * The arguments come from the running kernel's tracefs format files, never
- * from kernel struct layouts, so they are right whatever headers compile it.
+ * No kernel struct layout is read: tracepoint arguments come from the
+ * running kernel's tracefs format files, and struct pt_regs is the CPU's
+ * register frame (an ABI), so both are right whatever headers compile this.
  *
  * Parameters (-D flags):
- *   ONLY_PID  0: every sender; else only kills sent by this process id (tgid)
+ *   ONLY_PID         0: every sender; else only kills sent by this process id (tgid)
+ *   SYSCALL_WRAPPER  (kprobe only) 1 when the syscall function is a wrapper
+ *                    (__x64_sys_*): its only argument is a struct pt_regs *
+ *                    holding the user's registers, and kill's pid and sig are
+ *                    in there. 0 for old kernels where sys_kill(pid, sig)
+ *                    takes them directly.
+ *
+ * All variants live in this one file because bcc rewrites map calls
+ * (inflight.update(...)) only in the file it compiles, not in included headers.
  */
-/*
- * The event, the per-thread store joining entry and return, and the ring
- * buffer are the same in hello_kill.bpf.c and hello_kill_kprobe.bpf.c: bcc
- * rewrites map calls (inflight.update(...)) only in the file it compiles,
- * not in included headers, so each variant carries its own copy.
- */
+#if !defined(HOOK_KPROBE) && !defined(HOOK_TRACEPOINT)
+#error "choose the hook: compile with -DHOOK_KPROBE or -DHOOK_TRACEPOINT"
+#endif
+#include <uapi/linux/ptrace.h>
+
 #ifndef ONLY_PID
 #define ONLY_PID 0
 #endif
@@ -91,6 +106,35 @@ static __always_inline int kill_return(s64 ret)
 	return 0;
 }
 
+#if defined(HOOK_KPROBE)
+#ifndef SYSCALL_WRAPPER
+#define SYSCALL_WRAPPER 1
+#endif
+
+int on_kill_entry(struct pt_regs *ctx)
+{
+	long pid = 0, sig = 0;
+#if SYSCALL_WRAPPER
+	/* __x64_sys_kill(const struct pt_regs *regs): the kprobe's ctx holds the
+	 * wrapper's registers; the user's registers are behind its first argument. */
+	struct pt_regs *regs = (struct pt_regs *)PT_REGS_PARM1(ctx);
+	bpf_probe_read_kernel(&pid, sizeof(pid), &PT_REGS_PARM1_SYSCALL(regs));
+	bpf_probe_read_kernel(&sig, sizeof(sig), &PT_REGS_PARM2_SYSCALL(regs));
+#else
+	pid = PT_REGS_PARM1(ctx);
+	sig = PT_REGS_PARM2(ctx);
+#endif
+	return kill_entry((s32)pid, (s32)sig);
+}
+
+int on_kill_return(struct pt_regs *ctx)
+{
+	/* The tutorial's int ret = PT_REGS_RC(ctx): the return value register. */
+	return kill_return((s64)PT_REGS_RC(ctx));
+}
+
+#else /* HOOK_TRACEPOINT */
+
 /* bcc builds struct tracepoint__syscalls__sys_enter_kill from
  * /sys/kernel/tracing/events/syscalls/sys_enter_kill/format:
  *   pid_t pid; int sig;   (each in an 8-byte slot) */
@@ -103,5 +147,7 @@ int on_kill_return(struct tracepoint__syscalls__sys_exit_kill *args)
 {
 	return kill_return(args->ret);
 }
+#endif
 
-/* License: GPL, needed for bpf_get_current_comm() and friends. */
+/* License: GPL (bcc's default; GPL-only helpers such as bpf_probe_read_kernel()
+ * and bpf_trace_printk() need it, bpf_get_current_comm() does not). */

@@ -6,7 +6,8 @@
  * Built with the tutorial's own pipeline (no bcc):
  *   clang -O2 -emit-llvm -c tc_classifier.bpf.c -o - | llc -march=bpf -mcpu=probe -filetype=obj -o tc_classifier.o
  * Note: process_packet() is called before it is declared. clang 14 warns;
- * clang 16 and newer refuse implicit declarations (see tc_classifier_fixed.bpf.c).
+ * clang 16 and newer refuse implicit declarations. The lesson composes the
+ * one-line fix from this file (ebpf_lab.lessons.tc_classifier.fixed_source()).
  */
 #include <linux/bpf.h>
 #include <linux/if_ether.h>
