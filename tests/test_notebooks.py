@@ -156,7 +156,13 @@ def test_04_tc_classifier():
     assert "tc qdisc del dev" in text_of(out["tc-detach"]) and "['noqueue']" in text_of(out["tc-detach"])
     assert "delivery stops at ping -s 458 (skb->len 500 >= limit 500)" in text_of(out["boundary"])
     assert "from pings: 458;  from the headers: 458;  from BPF_PROG_TEST_RUN: 458" in text_of(out["test-run"])
-    assert "[closed]" in text_of(out["detach"])
+    verifier = text_of(out["verifier-no"])
+    assert "-DBOUNDS_CHECK=0" in verifier and "VerifierError:" in verifier and "invalid access to packet" in verifier
+    kernel = text_of(out["kernel-view"])
+    assert "sched_cls" in kernel and "on_tc_ingress" in kernel and "clsact/ingress" in kernel
+    detach = text_of(out["detach"])
+    assert "[closed]" in detach
+    assert "this lesson's ids: 0 programs" in detach and "this lesson's ids: 0 attachments" in detach
     assert "application/vnd.jupyter.widget-view+json" in str(out["slider"])
     assert "delivery stops at ping -s 758" in text_of(out["slider"])
     assert "left behind by this notebook: nothing" in text_of(out["cleanup"])
