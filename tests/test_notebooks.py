@@ -125,6 +125,16 @@ def check_03(out, expect_kprobes):
         assert "note: this kernel has no kprobes" in attach
     assert re.search(r"all \d+ openat\(\) calls of the workload were seen", text_of(out["check"]))
     assert "[closed]" in text_of(out["detach"])
+    assert "this lesson's ids: 0 programs" in text_of(out["detach"])
+    sig = text_of(out["signature"])
+    assert "the tutorial declares: blk_insert_cloned_request(struct request_queue *q" in sig
+    if os.path.exists("/sys/kernel/btf/vmlinux"):
+        assert "int do_sys_openat2(int dfd, const char *filename, struct open_how *how)" in sig
+    else:
+        assert "has no BTF" in sig
+    kernel = text_of(out["kernel-view"]) + str(out["kernel-view"])
+    for h in ("on_openat_entry", "on_openat_return"):
+        assert h[:15] in kernel, f"bpftool does not list {h}"
     for tag in ("plot-latency", "plot-errors", "uprobe-plot"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"
     assert "uprobe:" in text_of(out["uprobe-steps"]) and "ebl_collatz" in text_of(out["uprobe-steps"])

@@ -26,6 +26,7 @@ user-space function arguments.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
@@ -51,6 +52,9 @@ __all__ = [
     "plot_latency",
     "plot_errors",
     "plot_uprobe_calls",
+    "kernel_signature",
+    "TUTORIAL_SIGNATURE",
+    "VMLINUX_BTF",
 ]
 
 _ACCESS = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
@@ -129,6 +133,78 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
 
 
 # -------------------------------------------------------- the tutorial's example
+#: the kernel's own description of its types and functions (CONFIG_DEBUG_INFO_BTF)
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+#: the signature the tutorial's kprobe handler declares for blk_insert_cloned_request
+TUTORIAL_SIGNATURE = "blk_insert_cloned_request(struct request_queue *q, struct request *rq, bool no_sg_merge)"
+
+
+def _btf_type(dump: str, tid: int, depth: int = 0) -> str:
+    """A BTF type id of ``bpftool btf dump`` (raw format) as C, e.g. ``const char *``."""
+    if tid == 0:
+        return "void"
+    m = re.search(rf"^\[{tid}\] (\w+) '([^']*)'(.*)$", dump, re.M)
+    if m is None or depth > 12:
+        return f"<type {tid}>"
+    kind, name, rest = m.group(1), m.group(2), m.group(3)
+    inner = re.search(r"\btype_id=(\d+)", rest)
+    if kind == "PTR":
+        return _btf_type(dump, int(inner.group(1)), depth + 1) + " *" if inner else "void *"
+    if kind in ("CONST", "VOLATILE", "RESTRICT"):
+        q = {"CONST": "const", "VOLATILE": "volatile", "RESTRICT": ""}[kind]
+        t = _btf_type(dump, int(inner.group(1)), depth + 1) if inner else "void"
+        return f"{q} {t}".strip()
+    if kind == "TYPE_TAG":
+        return _btf_type(dump, int(inner.group(1)), depth + 1) if inner else "void"
+    if kind in ("STRUCT", "UNION", "ENUM", "ENUM64"):
+        return f"{kind.lower().rstrip('64')} {name}"
+    if kind == "FWD":
+        return f"{'union' if 'fwd_kind=union' in rest else 'struct'} {name}"
+    if kind == "FUNC_PROTO":
+        return "(a function pointer)"
+    return name
+
+
+def kernel_signature(function: str) -> Dict[str, Any]:
+    """How the **running** kernel declares ``function``, read from its BTF with bpftool.
+
+    Returns ``{"function", "signature", "source", "command"}``: ``signature`` is
+    the C prototype (``None`` when the kernel has no such function, or no BTF —
+    ``source`` then says which), ``command`` the shell command that shows the
+    same by hand. The tutorial's handler declarations must match this, argument
+    for argument: bcc maps the declared arguments onto the argument registers in
+    order, whatever they are called.
+    """
+    command = (f"bpftool btf dump file {VMLINUX_BTF} | grep -A4 \"FUNC '{function}'\"  "
+               "# then look up the FUNC_PROTO by its type_id")
+    row: Dict[str, Any] = {"function": function, "signature": None, "source": "", "command": command}
+    if not os.path.exists(VMLINUX_BTF):
+        row["source"] = (f"this kernel has no BTF ({VMLINUX_BTF} is missing: CONFIG_DEBUG_INFO_BTF is off), so it "
+                         "cannot describe its functions; read the signature in the kernel source of this exact "
+                         "version (e.g. elixir.bootlin.com, or the headers package's include/ files)")
+        return row
+    try:
+        dump = subprocess.run(["bpftool", "btf", "dump", "file", VMLINUX_BTF], capture_output=True, text=True,
+                              timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        row["source"] = f"bpftool could not read {VMLINUX_BTF}: {e}"
+        return row
+    m = re.search(rf"^\[\d+\] FUNC '{re.escape(function)}' type_id=(\d+)", dump, re.M)
+    if m is None:
+        row["source"] = f"{VMLINUX_BTF} has no function {function}: this kernel does not have it (or inlined it)"
+        return row
+    proto = re.search(rf"^\[{m.group(1)}\] FUNC_PROTO '[^']*' ret_type_id=(\d+) vlen=(\d+)\n((?:\t.*\n?)*)",
+                      dump, re.M)
+    if proto is None:
+        row["source"] = f"{VMLINUX_BTF}: the prototype of {function} could not be read"
+        return row
+    params = re.findall(r"^\t'([^']*)' type_id=(\d+)", proto.group(3), re.M)
+    args = ", ".join(f"{_btf_type(dump, int(t))} {n}".replace("* ", "*") for n, t in params) or "void"
+    row["signature"] = f"{_btf_type(dump, int(proto.group(1)))} {function}({args})"
+    row["source"] = f"BTF of the running kernel ({VMLINUX_BTF})"
+    return row
+
+
 def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataFrame:
     """The tutorial's kprobe/kretprobe on ``blk_insert_cloned_request``, where possible.
 
@@ -177,7 +253,7 @@ def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataF
             row["returned_ok"] = int(calls[1].value)
             row["returned_error"] = int(calls[2].value)
             row["why"] = ("attached for real; it fires only when request-based device-mapper (dm-multipath) "
-                          "hands a cloned request to a disk, which ordinary file I/O on a VM disk never does"
+                          "hands a cloned request to a disk: ordinary file I/O on a disk without multipath never calls it"
                           if row["calls"] == 0 else "attached for real; it fired")
     finally:
         b.cleanup()
