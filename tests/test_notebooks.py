@@ -196,6 +196,10 @@ def test_05_xdp_vs_tc():
     summary = text_of(out["summary"])
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])
+    assert "this lesson's ids: 0 programs" in text_of(out["detach"])
+    attach = text_of(out["attach"]) + str(out["attach"])
+    assert "on_xdp" in attach and "on_tc_ingress" in attach
+    assert "iptables v" in text_of(out["imports"])
     assert lab_orphans_since(before) == []
 
 
