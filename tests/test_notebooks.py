@@ -64,15 +64,24 @@ def check_01(out, expect_kprobes):
     assert fn in text_of(out["fnname"])
     tut = text_of(out["tutorial-run"])
     assert re.search(r"\d+\.\d{9}\s+ebl-killer\s+\d+\s+Hello, World!", tut) and "b'" not in tut
+    assert "probes still attached after the block: 0" in tut
+    assert "attached: 1 tracepoint(s)" in text_of(out["cleanup-guard"])
+    assert "attached after the failure: 0 tracepoint(s)" in text_of(out["cleanup-guard"])
+    assert "kernel headers: " in text_of(out["doctor"]) and "BCC_KERNEL_SOURCE" in text_of(out["headers"]) \
+        or "bcc compiles without help" in text_of(out["headers"])
+    assert "bcc and bpftrace agree on all 9 kills of the workload" in text_of(out["bpftrace-compare"])
+    assert "-f json -c " in text_of(out["bpftrace"])
     attach = text_of(out["attach"])
     if expect_kprobes:
         assert f"hook used: kprobe:{fn}" in tut
         assert f"kprobe:{fn}" in attach and f"kretprobe:{fn}" in attach and "note:" not in attach
         assert f"already ran this variant, hooks: ['kprobe:{fn}', 'kretprobe:{fn}']" in text_of(out["kprobe-run"])
+        assert f"kprobe:{fn} /pid == cpid/" in text_of(out["bpftrace"])
     else:
         assert "hook used: tracepoint:syscalls:sys_enter_kill" in tut
         assert "tracepoint:syscalls:sys_enter_kill" in attach and "note: this kernel has no kprobes" in attach
         assert "has no kprobes" in text_of(out["kprobe-run"])
+        assert "tracepoint:syscalls:sys_enter_kill" in text_of(out["bpftrace"]) and "no kprobes" in text_of(out["bpftrace"])
     assert "every kill the workload sent was seen" in text_of(out["check"])
     assert re.search(r"\d+ kill\(\) calls seen; lost: 0", text_of(out["collect"]))
     assert "[closed]" in text_of(out["detach"])

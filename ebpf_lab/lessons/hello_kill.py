@@ -20,7 +20,7 @@ import shutil
 import signal
 import subprocess
 import time
-from typing import Any, ClassVar, Dict, List, Optional
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,10 @@ __all__ = [
     "errno_name",
     "plot_who_kills_whom",
     "bcc_module",
+    "workload_command",
+    "bpftrace_program",
+    "bpftrace_kills",
+    "compare_with_bpftrace",
 ]
 
 #: pid the workload signals to get ESRCH: above the kernel's PID_MAX_LIMIT (4194304)
@@ -74,8 +78,10 @@ def search_traceable(pattern: str = "kill", *, use_bpftrace: bool = True) -> pd.
 
     - ``/proc/kallsyms``: kernel functions (kprobe candidates; "不一定都可以追踪",
       not all of them can be traced),
-    - ``available_filter_functions`` (tracefs): the functions kprobes/fentry can
-      really attach to, where this kernel lets us read it,
+    - ``available_filter_functions`` (tracefs): the functions ftrace can trace —
+      the function tracer's and fentry/fexit's list. kprobes do not need it: they can
+      attach to most kernel functions in kallsyms, listed here or not, except those
+      the kernel protects (``/sys/kernel/debug/kprobes/blacklist``),
     - ``available_events`` (tracefs): tracepoints,
     - ``bpftrace -l '*PATTERN*'`` when bpftrace is installed.
 
@@ -119,13 +125,13 @@ def search_traceable(pattern: str = "kill", *, use_bpftrace: bool = True) -> pd.
                 for line in f:
                     name = line.split()[0] if line.strip() else ""
                     if name and rx.search(name):
-                        rows.append({"source": "available_filter_functions", "kind": "traceable kernel function",
+                        rows.append({"source": "available_filter_functions", "kind": "ftrace-traceable function",
                                      "name": name, "probe": f"kprobe:{name}",
                                      "module": line.split()[1].strip("[]") if len(line.split()) > 1 else ""})
         except OSError as e:
             notes["available_filter_functions"] = (
                 f"{path} is not readable here ({e.strerror}): this kernel does not say which functions "
-                "kprobes could attach to")
+                "ftrace (and so fentry/fexit) can trace")
         with open(os.path.join(t, "available_events")) as f:
             for line in f:
                 tp = line.strip()
@@ -199,9 +205,19 @@ def run_tutorial(seconds: float = 2.0, *, max_lines: int = 20, workload: bool = 
 
 # ------------------------------------------------------------- the workload
 def _start_kill_workload(pause_ms: int) -> tuple:
-    exe = binary("kill_victims")
-    proc = subprocess.Popen([exe, str(pause_ms)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    argv = workload_command(pause_ms)
+    exe = argv[0]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return proc, exe
+
+
+def workload_command(pause_ms: int = 5) -> List[str]:
+    """The lesson's kill workload as an argv (built on first use): ``ebl-killer PAUSE_MS``.
+
+    It starts two victims, sends them 9 kills ``pause_ms`` apart and prints each
+    (``kill TARGET SIGNAL RESULT``); :func:`parse_kill_report` reads that back.
+    """
+    return [binary("kill_victims"), str(int(pause_ms))]
 
 
 def parse_kill_report(text: str) -> pd.DataFrame:
@@ -364,3 +380,85 @@ def plot_who_kills_whom(df: pd.DataFrame, ax: Any = None) -> Any:
     ax.legend(title="signal", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(axis="x", alpha=0.3)
     return ax
+
+
+# ------------------------------------------------------------- bpftrace beside bcc
+def bpftrace_program(kprobes: bool) -> Tuple[str, str]:
+    """The lesson's question as a bpftrace one-liner on the hook the lesson would use, and why that hook.
+
+    With kprobes: a kprobe on the kill function (a syscall wrapper on x86-64 and arm64
+    since 4.17: kill's own arguments are in the user registers behind ``arg0``).
+    Without: the tracepoint ``syscalls:sys_enter_kill``, as the lesson itself falls back.
+    Only the workload's kills are printed (``pid == cpid``: bpftrace's ``-c`` child).
+    """
+    fmt = 'printf("%d\\t%d\\t%s\\n", '
+    if not kprobes:
+        return ("tracepoint:syscalls:sys_enter_kill /pid == cpid/ { " + fmt + "args->pid, args->sig, comm); }",
+                f"{NO_KPROBES}, so the one-liner uses the lesson's fallback hook, the tracepoint "
+                "syscalls:sys_enter_kill, whose fields args->pid and args->sig are kill()'s arguments")
+    fn = syscall_fnname("kill")
+    if is_syscall_wrapper(fn):
+        regs = {"x86_64": ("di", "si"), "aarch64": ("regs[0]", "regs[1]")}.get(os.uname().machine, ("di", "si"))
+        a0, a1 = (f"((struct pt_regs *)arg0)->{r}" for r in regs)
+        why = (f"kprobe on {fn}, the tutorial's hook; {fn} is a syscall wrapper, so kill()'s pid and sig are "
+               "the user's registers behind its one argument (arg0, a struct pt_regs *)")
+    else:
+        a0, a1 = "arg0", "arg1"
+        why = f"kprobe on {fn}, the tutorial's hook; its arguments arg0 and arg1 are kill()'s pid and sig"
+    return f"kprobe:{fn} /pid == cpid/ {{ " + fmt + f"(int32){a0}, (int32){a1}, comm); }}", why
+
+
+def bpftrace_kills(*, kprobes: Optional[bool] = None, pause_ms: int = 5, seconds: float = 60.0) -> pd.DataFrame:
+    """Run :func:`bpftrace_program` on a fresh run of the lesson's workload (bpftrace ``-c``).
+
+    One row per kill the workload sent, as bpftrace saw it: target_pid, signal, comm.
+    ``attrs``: ``report`` (the workload's own account, :func:`parse_kill_report`, with
+    ``attrs['victims']``), ``hook_note`` (which hook and why), and the runner's attrs
+    (``command`` to type in a shell, ``stopped_by``, ...).
+    """
+    from .. import bpftrace
+
+    if kprobes is None:
+        kprobes = _kernel.kprobes_available()
+    program, why = bpftrace_program(kprobes)
+    df = bpftrace.run(program, columns=["target_pid", "signal", "comm"], seconds=seconds,
+                      command=workload_command(pause_ms))
+    out = df.attrs["command_output"]
+    rep = parse_kill_report(out)
+    m = re.search(r"^victims (\d+) (\d+)$", out, re.M)
+    rep.attrs["victims"] = [int(m.group(1)), int(m.group(2))] if m else []
+    df.attrs["report"] = rep
+    df.attrs["hook_note"] = why
+    return df
+
+
+def _role(pid: int, victims: List[int]) -> str:
+    return f"victim {victims.index(pid) + 1}" if pid in victims else f"pid {pid}"
+
+
+def compare_with_bpftrace(check: pd.DataFrame, victims: List[int], bt: pd.DataFrame) -> pd.DataFrame:
+    """The workload's kills as the lesson saw them beside bpftrace's, one row per kill, in order.
+
+    ``check`` is :meth:`HelloKillLesson.compare_with_workload`'s table and ``victims`` that
+    run's victim pids; ``bt`` is :func:`bpftrace_kills`' frame. The two runs have their
+    own victims, so targets are compared by role ("victim 1", "victim 2", a pid that
+    cannot exist). Columns: target, signal, signal_name, bcc (seen by the lesson),
+    bpftrace (seen by the one-liner), agree.
+    """
+    rep = bt.attrs["report"]
+    bvict = rep.attrs.get("victims", [])
+    seen_bt = match_in_order([(_role(int(p), bvict), int(s)) for p, s in zip(bt["target_pid"], bt["signal"])],
+                             [(_role(int(p), bvict), int(s)) for p, s in zip(rep["target_pid"], rep["signal"])])
+    lesson = [(_role(int(p), victims), int(s), bool(ok)) for p, s, ok in
+              zip(check["target_pid"], check["signal"], check["seen"])]
+    theirs = [(_role(int(p), bvict), int(s), j is not None) for p, s, j in
+              zip(rep["target_pid"], rep["signal"], seen_bt)]
+    rows = []
+    for i in range(max(len(lesson), len(theirs))):
+        a = lesson[i] if i < len(lesson) else None
+        b = theirs[i] if i < len(theirs) else None
+        same_kill = a is not None and b is not None and a[:2] == b[:2]
+        rows.append({"target": (a or b)[0], "signal": (a or b)[1], "signal_name": signal_name((a or b)[1]),
+                     "bcc": bool(a and a[2]), "bpftrace": bool(b and b[2]),
+                     "agree": bool(same_kill and a[2] and b[2])})
+    return pd.DataFrame(rows, columns=["target", "signal", "signal_name", "bcc", "bpftrace", "agree"])

@@ -20,8 +20,9 @@ from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
-__all__ = ["KmallocLesson", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table",
-           "log2l_bounds", "log2_histogram"]
+__all__ = ["KmallocLesson", "kmalloc_node_separate", "traced_events_sentence", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table",
+           "log2l_bounds", "log2_histogram", "workload_command", "bpftrace_program", "bpftrace_sizes",
+           "compare_sizes"]
 
 
 def list_tracepoints(pattern: str = "") -> pd.DataFrame:
@@ -71,6 +72,26 @@ def tracepoint_format(category: str, event: str) -> pd.DataFrame:
     return df
 
 
+def kmalloc_node_separate() -> bool:
+    """Does this kernel trace node-specific (and, before 6.1, large) kmallocs as kmem:kmalloc_node?
+
+    Kernels before 6.1 have a tracepoint kmem:kmalloc_node beside kmem:kmalloc; 6.1
+    merged them (kmem:kmalloc gained a ``node`` field). Found in tracefs, not by version.
+    """
+    return _kernel.tracepoint_exists("kmem", "kmalloc_node")
+
+
+def traced_events_sentence(hooks: List[str]) -> str:
+    """Which kmalloc tracepoints a run used, and why, for a notebook: computed from ``df.attrs['hooks']``."""
+    if "tracepoint:kmem:kmalloc_node" in hooks:
+        return ("traced kmem:kmalloc and kmem:kmalloc_node: this kernel (before 6.1) reports node-specific and "
+                "large kmallocs through the separate kmalloc_node tracepoint, so both are needed to see them all")
+    if "tracepoint:kmem:kmalloc" in hooks:
+        return ("traced kmem:kmalloc only: this kernel has no kmem:kmalloc_node tracepoint (6.1 merged it into "
+                "kmem:kmalloc, which carries a node field), so kmem:kmalloc sees every kmalloc")
+    return f"traced {', '.join(hooks)}"
+
+
 class KmallocLesson(Lesson):
     """Who is allocating memory: every kernel allocation at or above ``min_bytes`` as a row.
 
@@ -111,7 +132,15 @@ class KmallocLesson(Lesson):
         if not _kernel.tracepoint_exists("kmem", ev):
             raise FeatureUnavailable(f"tracepoint kmem:{ev}", f"compiling lesson kmalloc: this kernel has no kmem:{ev} tracepoint")
         fn = "on_kmalloc" if ev == "kmalloc" else "on_page_alloc"
-        return [Hook("tracepoint", f"kmem:{ev}", fn)]
+        hooks = [Hook("tracepoint", f"kmem:{ev}", fn)]
+        if ev == "kmalloc" and kmalloc_node_separate():
+            hooks.append(Hook("tracepoint", "kmem:kmalloc_node", "on_kmalloc_node"))
+        return hooks
+
+    def extra_cflags(self) -> List[str]:
+        # on_kmalloc_node exists only where its tracepoint does (bcc needs its format file)
+        node = self.values["event"] == "kmalloc" and kmalloc_node_separate()
+        return ["-DHOOK_KMALLOC_NODE"] if node else []
 
     def start_workload(self, iterations: Optional[int] = None, cpu: Optional[int] = None) -> Workload:
         n = int(iterations or self.values["iterations"])
@@ -319,3 +348,52 @@ def plot_histogram_table(hist: pd.DataFrame, ax: Any = None) -> Any:
     ax.tick_params(axis="x", rotation=45)
     ax.figure.tight_layout()
     return ax
+
+
+# ------------------------------------------------------------- bpftrace beside bcc
+def workload_command(iterations: int = 20000) -> List[str]:
+    """The lesson's workload as an argv (built on first use): ``ebl-kmalloc ITERATIONS``."""
+    return [binary("kmalloc_storm"), str(int(iterations))]
+
+
+def bpftrace_program(min_bytes: int = 128) -> Tuple[str, str]:
+    """The lesson's question as a bpftrace one-liner — the workload's allocations per size — and which events.
+
+    Uses the tracepoints the lesson uses on this kernel (kmem:kmalloc, plus
+    kmem:kmalloc_node where it exists); counts only the ``-c`` workload (``cpid``).
+    """
+    hooks = ["tracepoint:kmem:kmalloc"] + (["tracepoint:kmem:kmalloc_node"] if kmalloc_node_separate() else [])
+    prog = (f"{','.join(hooks)} /pid == cpid && args->bytes_alloc >= {int(min_bytes)}/ "
+            "{ @bytes[args->bytes_alloc] = count(); }")
+    return prog, traced_events_sentence(hooks)
+
+
+def bpftrace_sizes(*, iterations: int = 20000, min_bytes: int = 128, seconds: float = 120.0) -> pd.DataFrame:
+    """Run :func:`bpftrace_program` on a fresh run of the workload (bpftrace ``-c``): count per bytes_alloc.
+
+    Columns bytes_alloc, count (largest count first); ``attrs``: ``command``, ``note``
+    (which events and why), and the runner's (``stopped_by``, ...).
+    """
+    from .. import bpftrace
+
+    prog, note = bpftrace_program(min_bytes)
+    run = bpftrace.run(prog, seconds=seconds, command=workload_command(iterations))
+    counts = run.attrs["maps"].get("@bytes", {})
+    df = bpftrace.map_frame(counts, key_names=["bytes_alloc"], value_name="count") if counts else \
+        pd.DataFrame({"bytes_alloc": pd.Series(dtype="int64"), "count": pd.Series(dtype="int64")})
+    df = df.sort_values(["count", "bytes_alloc"], ascending=[False, True]).reset_index(drop=True)
+    df.attrs.update({k: v for k, v in run.attrs.items() if k != "maps"})
+    df.attrs["note"] = note
+    return df
+
+
+def compare_sizes(df: pd.DataFrame, pid: int, bt: pd.DataFrame) -> pd.DataFrame:
+    """The workload's allocations per size as the lesson saw them (rows of ``pid``) beside bpftrace's.
+
+    Columns bytes_alloc, bcc, bpftrace (counts, 0 where one saw none), largest first.
+    """
+    mine = df.loc[df["pid"] == pid, "bytes_alloc"].value_counts().rename("bcc")
+    theirs = bt.set_index("bytes_alloc")["count"].rename("bpftrace")
+    both = pd.concat([mine, theirs], axis=1).fillna(0).astype("int64")
+    both.index.name = "bytes_alloc"
+    return both.sort_values(["bcc", "bpftrace"], ascending=False).reset_index()

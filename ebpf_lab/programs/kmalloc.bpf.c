@@ -2,7 +2,9 @@
 /*
  * Lesson 02 — who is allocating memory?  (动手 2: kmem:kmalloc)
  *
- * Hooks: tracepoint kmem:kmalloc (on_kmalloc) and, for the tutorial's
+ * Hooks: tracepoint kmem:kmalloc (on_kmalloc), plus kmem:kmalloc_node
+ * (on_kmalloc_node, -DHOOK_KMALLOC_NODE) on kernels before 6.1 that have it,
+ * and, for the tutorial's
  * "page_alloc works the same way", tracepoint kmem:mm_page_alloc
  * (on_page_alloc). Needs: BPF tracepoint programs, BPF ring buffers (5.8+).
  * Tracepoint arguments come from the running kernel's tracefs format files,
@@ -96,6 +98,19 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 	return report(args->call_site, args->bytes_req, args->bytes_alloc,
 		      args->gfp_flags, 0);
 }
+
+#ifdef HOOK_KMALLOC_NODE
+/* Kernels before 6.1 send kmalloc_node() and kmalloc of large sizes through a
+ * separate tracepoint, kmem:kmalloc_node (same fields plus node); 6.1 merged it
+ * into kmem:kmalloc. The lesson compiles this entry point, with
+ * -DHOOK_KMALLOC_NODE, only where tracefs lists kmem:kmalloc_node: bcc can
+ * build struct tracepoint__kmem__kmalloc_node only from an existing format file. */
+int on_kmalloc_node(struct tracepoint__kmem__kmalloc_node *args)
+{
+	return report(args->call_site, args->bytes_req, args->bytes_alloc,
+		      args->gfp_flags, 0);
+}
+#endif
 
 int on_page_alloc(struct tracepoint__kmem__mm_page_alloc *args)
 {
