@@ -298,6 +298,40 @@ plt.show()
 # most of what `latency_us` shows for these short functions: the longest Collatz run (524 steps) takes well under
 # a microsecond of real work.
 #
+# ## The same question in bpftrace
+#
+# > bpftrace最简单 — *bpftrace is the simplest way in.*
+#
+# The openat question — filename and flags at entry, the result at return, joined per thread — fits in one
+# bpftrace program: two probes and two maps keyed by `tid` (`@path[tid]`), the same join the lesson's C program
+# makes in a BPF hash. `bpftrace_program()` writes it on the hook the lesson would use on this kernel — kprobe +
+# kretprobe where there are kprobes, else the syscall tracepoints — and says which and why (computed from the
+# running kernel). `bpftrace_opens()` runs it bounded (`timeout -s INT`), with JSON output (`-f json`), and lets
+# bpftrace's own `-c` start a fresh run of the workload (5 rounds) once the probes are attached; each printed line
+# becomes a row (`ebpf_lab.bpftrace.run`, a small runner you can open).
+#
+# Expect the command to type in a shell, the hook and why, then the workload's calls as rows — the same paths,
+# flags and results as the lesson's table above, in a folder of their own:
+
+# %% tags=["bpftrace"]
+from ebpf_lab.lessons.args_return import bpftrace_opens, compare_with_bpftrace
+
+bt = bpftrace_opens(kprobes=_kernel.kprobes_available(), rounds=5)
+print(f"$ {bt.attrs['command']}\n\nhook: {bt.attrs['hook_note']}\n")
+bt.head(12)
+
+# %% [markdown]
+# The two runs worked in their own folders, so calls are compared by the path inside the folder, the flags and the
+# result the workload reported, in order (the first 5 rounds of the lesson's 20). Expect one row per call with
+# `bcc`, `bpftrace` and `agree` all True:
+
+# %% tags=["bpftrace-compare"]
+both = compare_with_bpftrace(check, bt)
+display(both.head(10))
+assert len(both) and both.agree.all(), "bcc and bpftrace disagree"
+print(f"bcc and bpftrace agree on all {len(both)} openat() calls both runs made")
+
+# %% [markdown]
 # ## What you saw
 #
 # * Entry probes see arguments, return probes see results; a BPF hash keyed by thread id joins them, and the
@@ -310,6 +344,7 @@ plt.show()
 #   carry the same arguments and result.
 # * Kernel struct fields need headers that match the running kernel; arguments and tracepoint fields do not.
 # * uprobes do the same for user-space functions, libraries and programs alike.
+# * bpftrace answers the same question in two probes and two maps, on the same hook, and agrees with the lesson.
 #
 # From the shell: `ebpf-lab run args-return --out opens.csv`, `ebpf-lab run args-return-uprobes --out calls.csv`.
 

@@ -144,6 +144,13 @@ def check_03(out, expect_kprobes):
     kernel = text_of(out["kernel-view"]) + str(out["kernel-view"])
     for h in ("on_openat_entry", "on_openat_return"):
         assert h[:15] in kernel, f"bpftool does not list {h}"
+    bt = text_of(out["bpftrace"])
+    assert "bpftrace -f json -c" in bt
+    if expect_kprobes:
+        assert "hook: kprobe + kretprobe on" in bt
+    else:
+        assert "hook: this kernel has no kprobes" in bt and "sys_enter_openat" in bt
+    assert re.search(r"bcc and bpftrace agree on all \d+ openat\(\) calls", text_of(out["bpftrace-compare"]))
     for tag in ("plot-latency", "plot-errors", "uprobe-plot"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"
     assert "uprobe:" in text_of(out["uprobe-steps"]) and "ebl_collatz" in text_of(out["uprobe-steps"])

@@ -54,6 +54,9 @@ __all__ = [
     "plot_uprobe_calls",
     "kernel_signature",
     "TUTORIAL_SIGNATURE",
+    "bpftrace_program",
+    "bpftrace_opens",
+    "compare_with_bpftrace",
     "VMLINUX_BTF",
 ]
 
@@ -277,6 +280,102 @@ def parse_open_report(text: str) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["pid", "flags", "result", "path"])
     df.attrs["dir"] = folder
     return df
+
+
+# ------------------------------------------------------------- bpftrace beside bcc
+_OPENER = "ebl-opener"  # the workload's comm (it renames itself before its first openat)
+
+
+def bpftrace_program(kprobes: bool) -> Tuple[str, str]:
+    """The lesson's question — openat()'s filename and flags in, its result out — as a bpftrace program.
+
+    Returns ``(program, why)``: with kprobes, a kprobe + kretprobe on the openat
+    function, as the tutorial does (on a syscall wrapper, openat's own arguments are
+    the user registers behind ``arg0``); without, the syscall tracepoints
+    ``sys_enter_openat`` / ``sys_exit_openat`` the lesson falls back to. Entry and
+    return are joined per thread in bpftrace maps (``@path[tid]``), as the lesson's
+    program joins them in a BPF hash. Only the workload's calls (comm ``ebl-opener``).
+    """
+    out = 'printf("%d\\t%d\\t%d\\t%s\\n", pid, @flags[tid], RET, @path[tid]); delete(@path[tid]); delete(@flags[tid]);'
+    end = "END { clear(@path); clear(@flags); }"
+    if not kprobes:
+        prog = ("tracepoint:syscalls:sys_enter_openat /comm == \"" + _OPENER + "\"/ "
+                "{ @path[tid] = str(args->filename); @flags[tid] = args->flags; } "
+                "tracepoint:syscalls:sys_exit_openat /comm == \"" + _OPENER + "\"/ { "
+                + out.replace("RET", "args->ret") + " } " + end)
+        return prog, (f"{NO_KPROBES}, so the one-liner uses the tracepoints the lesson fell back to, "
+                      "syscalls:sys_enter_openat (args->filename, args->flags) and sys_exit_openat (args->ret)")
+    fn = syscall_fnname("openat")
+    if is_syscall_wrapper(fn):
+        regs = {"x86_64": ("si", "dx"), "aarch64": ("regs[1]", "regs[2]")}.get(os.uname().machine, ("si", "dx"))
+        a1, a2 = (f"((struct pt_regs *)arg0)->{r}" for r in regs)
+        why = (f"kprobe + kretprobe on {fn}, the tutorial's way; {fn} is a syscall wrapper, so openat()'s filename "
+               "and flags are the user's registers behind its one argument (arg0, a struct pt_regs *); the result "
+               "is retval")
+    else:
+        a1, a2 = "arg1", "arg2"
+        why = f"kprobe + kretprobe on {fn}, the tutorial's way; arg1 and arg2 are openat()'s filename and flags"
+    prog = (f"kprobe:{fn} /comm == \"{_OPENER}\"/ {{ @path[tid] = str(uptr({a1})); @flags[tid] = (int32){a2}; }} "
+            f"kretprobe:{fn} /comm == \"{_OPENER}\"/ {{ " + out.replace("RET", "(int32)retval") + " } " + end)
+    return prog, why
+
+
+def bpftrace_opens(*, kprobes: Optional[bool] = None, rounds: int = 5, seconds: float = 60.0) -> pd.DataFrame:
+    """Run :func:`bpftrace_program` on a fresh run of the lesson's workload (bpftrace ``-c`` starts it).
+
+    One row per openat() of the workload as bpftrace saw it: pid, flags, ret, filename.
+    ``attrs``: ``report`` (the workload's own account, :func:`parse_open_report`), ``hook_note``
+    (which hook and why, from the running kernel) and the runner's attrs (``command``, ...).
+    """
+    from .. import bpftrace
+
+    if kprobes is None:
+        kprobes = _kernel.kprobes_available()
+    program, why = bpftrace_program(kprobes)
+    df = bpftrace.run(program, columns=["pid", "flags", "ret", "filename"], seconds=seconds,
+                      command=[binary("open_files"), str(int(rounds))])
+    rep = parse_open_report(df.attrs["command_output"])
+    folder = rep.attrs.get("dir", "")
+    # the workload's own folder only: another ebl-opener elsewhere on the machine is not this run
+    out = df[df["filename"].astype(str).str.startswith(folder + "/")].reset_index(drop=True) if folder else df.iloc[0:0]
+    out.attrs.update(df.attrs)
+    out.attrs["report"] = rep
+    out.attrs["hook_note"] = why
+    return out
+
+
+def _relative(path: str) -> str:
+    return re.sub(r"^.*/ebl-trace-open-[^/]+/", "", str(path))
+
+
+def compare_with_bpftrace(check: pd.DataFrame, bt: pd.DataFrame) -> pd.DataFrame:
+    """The workload's openat() calls as the lesson saw them beside bpftrace's, one row per call, in order.
+
+    ``check`` is :meth:`ArgsReturnLesson.compare_with_workload`'s table; ``bt`` is
+    :func:`bpftrace_opens`' frame. The two runs worked in their own folders, so calls
+    are compared by the path inside the folder, the flags and the result the workload
+    reported. Columns: path, flags_text, expected, bcc (the lesson saw it with that
+    result), bpftrace (the one-liner did), agree.
+    """
+    rep = bt.attrs["report"]
+    folder = rep.attrs.get("dir", "")
+    mine = bt[bt["filename"].astype(str).str.startswith(folder + "/")] if folder else bt.iloc[0:0]
+    at = match_in_order([(int(p), f, int(fl), int(r)) for p, f, fl, r in
+                         zip(mine["pid"], mine["filename"], mine["flags"], mine["ret"])],
+                        [(int(p), f, int(fl), int(r)) for p, f, fl, r in
+                         zip(rep["pid"], rep["path"], rep["flags"], rep["result"])])
+    theirs = [(_relative(p), open_flags_text(int(fl)), errno_name(int(r)) or "fd", j is not None)
+              for p, fl, r, j in zip(rep["path"], rep["flags"], rep["result"], at)]
+    # the lesson ran more rounds: compare the calls both runs made (the workload repeats the same round)
+    lesson = [(_relative(p), ft, e, bool(ok)) for p, ft, e, ok in
+              zip(check["path"], check["flags_text"], check["expected"], check["agree"])]
+    rows = []
+    for i in range(min(len(lesson), len(theirs))):
+        a, b = lesson[i], theirs[i]
+        same = a[:3] == b[:3]
+        rows.append({"path": a[0], "flags_text": a[1], "expected": a[2], "bcc": a[3], "bpftrace": b[3],
+                     "agree": bool(same and a[3] and b[3])})
+    return pd.DataFrame(rows, columns=["path", "flags_text", "expected", "bcc", "bpftrace", "agree"])
 
 
 class ArgsReturnLesson(SyscallLesson):
