@@ -298,7 +298,8 @@ plt.show()
 #
 # No interface, no traffic: the kernel builds an `sk_buff` from bytes we hand it, runs the loaded program once, and
 # returns its verdict. Frames of exactly `limit − 1`, `limit` and `limit + 1` bytes (Ethernet + IPv4 + ICMP, crafted
-# in Python):
+# in Python). Expect `TC_ACT_OK` for the first and `TC_ACT_SHOT` for the other two, then the same boundary found
+# three ways:
 
 # %% tags=["test-run"]
 print(lab.test_run())
@@ -306,6 +307,9 @@ tr = lab.boundary_from_test_run()
 print(f"smallest frame dropped, test-running every length 42..1514: {tr} bytes = ping payload {tr - OVERHEAD}")
 print(f"boundary from pings: {df.attrs['boundary_payload']};  from the headers: {lab.predicted_boundary()};  "
       f"from BPF_PROG_TEST_RUN: {tr - OVERHEAD}")
+
+# The classifier's own counters: the whole-program totals, then the last rows of its `by_len` map (one row per
+# `skb->len` it saw, with how many it passed and dropped). Expect the big lengths of the sweep in the `drop` column.
 
 # %% tags=["counters"]
 print(lab.totals())     # whole-program counts (test runs included)

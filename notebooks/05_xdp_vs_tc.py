@@ -40,6 +40,11 @@ from ebpf_lab.lessons.xdp_vs_tc import XdpVsTcLesson, HOOKS, summarize, plot_hoo
 
 print(iptables_backend())
 
+# %% [markdown]
+# Lesson 04's figure of the receive path again, top to bottom in the order a received frame meets the hooks: native
+# XDP, generic XDP, TC ingress with nftables' netdev ingress right after it, then iptables' PREROUTING (`raw`
+# first) and, after routing, INPUT. The rows of the table above are measured in that order.
+
 # %% tags=["diagram"]
 fig = receive_path_figure()
 plt.show()
