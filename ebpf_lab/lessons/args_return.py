@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
+import tempfile
 import time
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -332,9 +334,19 @@ def bpftrace_opens(*, kprobes: Optional[bool] = None, rounds: int = 5, seconds: 
     if kprobes is None:
         kprobes = _kernel.kprobes_available()
     program, why = bpftrace_program(kprobes)
-    df = bpftrace.run(program, columns=["pid", "flags", "ret", "filename"], seconds=seconds,
-                      command=[binary("open_files"), str(int(rounds))])
-    rep = parse_open_report(df.attrs["command_output"])
+    # The workload's report goes to a file of its own: on bpftrace's stdout its lines could land inside
+    # bpftrace's JSON lines. bpftrace's -c takes no shell, so a two-line script does the redirection.
+    with tempfile.TemporaryDirectory(prefix="ebl-bt-open-") as tmp:
+        script, report = os.path.join(tmp, "run.sh"), os.path.join(tmp, "report.txt")
+        with open(script, "w") as f:
+            f.write(f"#!/bin/sh\nexec {shlex.quote(binary('open_files'))} {int(rounds)} > {shlex.quote(report)} 2>&1\n")
+        os.chmod(script, 0o755)
+        os.chmod(tmp, 0o755)  # the workload's child runs as nobody and writes to the same report
+        df = bpftrace.run(program, columns=["pid", "flags", "ret", "filename"], seconds=seconds,
+                          command=["/bin/sh", script])
+        with open(report) as f:
+            text = f.read()
+    rep = parse_open_report(text)
     folder = rep.attrs.get("dir", "")
     # the workload's own folder only: another ebl-opener elsewhere on the machine is not this run
     out = df[df["filename"].astype(str).str.startswith(folder + "/")].reset_index(drop=True) if folder else df.iloc[0:0]
