@@ -204,8 +204,6 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
             try:
                 rec = json.loads(line)
             except ValueError:
-                rec = None
-            if not isinstance(rec, dict):  # the command's own output: "12345" parses as JSON, yet is no record
                 rec = {"type": "text", "data": line}
             records.append(rec)
             if echo and rec.get("type") == "printf":
