@@ -328,6 +328,9 @@ bt.head(12)
 # %% tags=["bpftrace-compare"]
 both = compare_with_bpftrace(check, bt)
 display(both.head(10))
+if not (len(both) and both.agree.all()):  # show where they differ before failing
+    display(both[~both.agree])
+    print(f"bpftrace: {len(bt)} rows, {len(bt.attrs['report'])} calls reported, lost {bt.attrs['lost']}; {bt.attrs['stderr']}")
 assert len(both) and both.agree.all(), "bcc and bpftrace disagree"
 print(f"bcc and bpftrace agree on all {len(both)} openat() calls both runs made")
 
