@@ -18,26 +18,32 @@
 # | hook | where |
 # |---|---|
 # | `xdp-native` | XDP in the veth driver (native mode) |
-# | `xdp-generic` | XDP in generic (skb) mode |
+# | `xdp-generic` | XDP in generic (skb) mode, after the `sk_buff` exists |
 # | `tc` | TC clsact ingress (lesson 04's hook) |
 # | `nft-ingress` | an nftables `netdev` ingress chain on the veth: netfilter's hook right after TC ingress |
-# | `iptables-raw` | `iptables -t raw -A PREROUTING … -j DROP`: netfilter's first hook |
+# | `iptables-raw` | `iptables -t raw -A PREROUTING … -j DROP`: iptables' earliest table (netfilter's netdev ingress, the row above, runs before it) |
 # | `iptables-input` | `iptables -A INPUT … -j DROP`: after routing |
 # | `none` | no rule: the datagram climbs to UDP, which finds no socket and drops it (the baseline) |
 #
 # Same lab network, same traffic from a real packet generator, each measurement a few seconds, repeated.
-# (On this Debian the `iptables` command is `iptables-nft`: its rules are nftables rules underneath, in the
-# classic tables and chains.)
+# Which `iptables` this machine has matters for the last two rows — it is asked in the first cell below.
 
 # %% tags=["imports"]
 import os
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import subprocess
 from ebpf_lab.netlab import lab_objects
 from ebpf_lab.lessons._net import receive_path_figure
-from ebpf_lab.lessons.xdp_vs_tc import XdpVsTcLesson, HOOKS, summarize, plot_hooks
+from ebpf_lab.bpftool import programs, programs_gone
+from ebpf_lab.lessons.xdp_vs_tc import XdpVsTcLesson, HOOKS, summarize, plot_hooks, findings, iptables_backend
+
+print(iptables_backend())
+
+# %% [markdown]
+# Lesson 04's figure of the receive path again, top to bottom in the order a received frame meets the hooks: native
+# XDP, generic XDP, TC ingress with nftables' netdev ingress right after it, then iptables' PREROUTING (`raw`
+# first) and, after routing, INPUT. The rows of the table above are measured in that order.
 
 # %% tags=["diagram"]
 fig = receive_path_figure()
@@ -50,7 +56,16 @@ plt.show()
 # return codes differ (`XDP_DROP` / `TC_ACT_SHOT`). Note the `bpf_skb_pull_data()` in the TC handler: an `sk_buff`
 # can keep most of a frame in page fragments, and a TC program sees only the linear part directly. The generator's
 # frames arrive that way (only the 14-byte Ethernet header is linear), so without the pull the rule would never
-# see the UDP header at TC. XDP never has this problem: its frame is always linear.
+# see the UDP header at TC.
+#
+# The XDP handler needs no pull, but not because XDP frames are linear by nature: the kernel makes them so, at a
+# price. **Generic XDP** linearises a non-linear `sk_buff` before running the program — it copies the fragments
+# into one buffer (unless the program declares it handles fragments, which this one does not). **Native XDP on
+# veth** has no DMA buffer to run on: the sender built an `sk_buff`, and the veth driver turns it into an XDP
+# buffer, copying the frame into a freshly allocated page when the `sk_buff` is non-linear, shared or short of
+# headroom — as the generator's are. Both XDP rows below therefore pay for a copy that TC (which pulls only the
+# 42 header bytes it needs) does not. On a physical NIC with native XDP support there is no such copy: the program
+# runs on the driver's receive buffer itself.
 
 # %% tags=["source"]
 lab = XdpVsTcLesson(seconds=1.0, repeats=3)
@@ -59,31 +74,37 @@ print(lab.source())
 # %% [markdown]
 # ## The traffic: trafgen
 #
-# A Python loop sends a few tens of thousands of packets per second — far too slow to load any hook. netsniff-ng's
-# `trafgen` (installed by `scripts/setup.sh`) writes frames straight into a packet socket's TX ring: hundreds of
-# thousands per second from one CPU. It runs inside the sender namespace, on the lab veth only, under `timeout` (so
+# A Python loop sending packets is far too slow to load any hook. netsniff-ng's `trafgen` (installed by
+# `scripts/setup.sh`) writes frames straight into a packet socket's TX ring, without a system call per frame — many
+# times faster, from one CPU. It runs inside the sender namespace, on the lab veth only, under `timeout` (so
 # it stops by itself even if this kernel dies), pinned to one CPU. First the program:
 
 # %% tags=["compile"]
 lab.compile()
 
+# %% [markdown]
+# The load table's columns are explained in lesson 03 (`prog_id`, `xlated_insns`, `verified_insns`, `jited_bytes`).
+# Expect two rows, `on_xdp` and `on_tc_ingress`, both accepted.
+
 # %% tags=["load"]
-lab.load()     # both handlers, checked by the verifier
+loaded = lab.load()     # both handlers, checked by the verifier
+loaded
 
 # %% [markdown]
 # `attach()` builds the lab network; each hook is attached only while it is being measured, and removed right after.
+# So after it the kernel holds both programs (loaded, open) but nothing is attached to the veth yet — `bpftool prog
+# show` for the load table's ids lists the two programs:
 
 # %% tags=["attach"]
 lab.attach()
+programs(loaded.prog_id)
 
 # %% [markdown]
 # trafgen's packet description — one 64-byte frame, addressed to the receiver's MAC and IP, UDP to port 9:
 
 # %% tags=["trafgen"]
 print(subprocess.run(["trafgen", "-v"], capture_output=True, text=True).stdout.splitlines()[0])
-lab._trafgen_config("/tmp/ebl-udp.cfg")
-print(open("/tmp/ebl-udp.cfg").read())
-os.unlink("/tmp/ebl-udp.cfg")
+print(lab.trafgen_config())
 
 # %% [markdown]
 # ## How the cost is measured
@@ -101,55 +122,50 @@ os.unlink("/tmp/ebl-udp.cfg")
 # * `cpu_ns_per_pkt` — all busy time of that CPU (from `/proc/stat`) per frame — including whatever else ran there;
 # * `bpf_ns_per_run` — the BPF program's own run time (kernel BPF run statistics, switched on only while measuring).
 #
-# One measurement, TC:
+# One measurement, TC. Expect one row of figures: `sent_pps` and `dropped_pps` of the same order (every frame sent
+# is dropped; within a window they can differ a little), `task_ns_per_pkt` in the microseconds, `bpf_ns_per_run`
+# far smaller:
 
 # %% tags=["one"]
 pd.Series(lab.measure("tc"))
 
 # %% [markdown]
 # ## Every hook, three times, interleaved
+#
+# Expect a progress line per measurement (hooks in turn, then again, so that a slow moment of the machine does not
+# hit one hook only), then one row per measurement.
 
 # %% tags=["measure"]
 df = lab.sweep(quiet=False)
 df
+
+# Per hook: the median of its runs, and their range (min, max). Expect `dropped_pps` to be highest and
+# `task_ns_per_pkt` lowest for the cheapest hook — and look at whether the ranges of two hooks overlap before
+# calling one cheaper.
 
 # %% tags=["summary"]
 summarize(df)[["sent_pps_median", "dropped_pps_median", "dropped_pps_min", "dropped_pps_max",
                "task_ns_per_pkt_median", "task_ns_per_pkt_min", "task_ns_per_pkt_max", "bpf_ns_per_run_median",
                "runs"]].round(1)
 
+# **The plot.** One bar per hook, its height the median of its runs; each black dot is one run, so the dots show
+# the spread. Left: frames dropped per second (higher is better: the sender got more frames through the whole
+# send-and-drop path per second). Right: CPU time per frame, send + receive + drop (lower is better). Grey is the
+# no-rule baseline, orange the XDP hooks, green TC, blue the netfilter hooks. Expect the baseline to be the worst
+# on both panels, and the other bars to differ by less than the baseline differs from them.
+
 # %% tags=["plot"]
 fig = plot_hooks(df)
 plt.show()
 
 # %% [markdown]
-# ## What this machine measured
+# ## What this run measured
+#
+# `findings(df)` puts the summary in words, each figure computed from this run (the machine's kernel and CPU count
+# from `df.attrs`):
 
 # %% tags=["findings"]
-s = summarize(df)
-base = s.loc["none", "task_ns_per_pkt_median"] if "none" in s.index else np.nan
-print(f"kernel {df.attrs['kernel']}, {df.attrs['cpus']} CPUs, {df.attrs['params']['frame_bytes']}-byte frames, "
-      f"{df.attrs['params']['repeats']} x {df.attrs['params']['seconds']} s per hook\n")
-for hook, r in s.iterrows():
-    spread = (r.dropped_pps_max - r.dropped_pps_min) / r.dropped_pps_median * 100 if r.dropped_pps_median else float("nan")
-    saved = (f", {1 - r.task_ns_per_pkt_median / base:.0%} less CPU/frame than no rule" if hook != "none" and base == base
-             and r.task_ns_per_pkt_median < base else (", more CPU/frame than no rule" if hook != "none" else ""))
-    bpf = f", program itself {r.bpf_ns_per_run_median:.0f} ns/run" if r.bpf_ns_per_run_median == r.bpf_ns_per_run_median else ""
-    print(f"{hook:15s} {r.dropped_pps_median:>10,.0f} drops/s (spread {spread:.0f}%), "
-          f"{r.task_ns_per_pkt_median:>6,.0f} ns CPU/frame{saved}{bpf}")
-drops = s.drop(index="none", errors="ignore")
-best, worst = drops["task_ns_per_pkt_median"].idxmin(), drops["task_ns_per_pkt_median"].idxmax()
-gap = drops.loc[worst, "task_ns_per_pkt_median"] / drops.loc[best, "task_ns_per_pkt_median"] - 1
-overlap = drops.loc[best, "task_ns_per_pkt_max"] >= drops.loc[worst, "task_ns_per_pkt_min"]
-print(f"\ncheapest drop here: {best}; most expensive: {worst} (+{gap:.0%}); "
-      + ("their ranges overlap: on this machine the hooks are not clearly apart."
-         if overlap else "their ranges do not overlap."))
-xdp = [h for h in ("xdp-native", "xdp-generic") if h in s.index]
-ipt = [h for h in ("iptables-raw", "iptables-input") if h in s.index]
-if xdp and ipt:
-    x = s.loc[xdp, "task_ns_per_pkt_median"].min(); i = s.loc[ipt, "task_ns_per_pkt_median"].min()
-    print(f"the tutorial's claim, XDP cheaper than iptables: best XDP {x:,.0f} ns/frame vs best iptables {i:,.0f} ns/frame -> "
-          + ("holds here" if x < i else "does not hold on this machine (see below why veth is special)"))
+print(findings(df))
 
 # %% [markdown]
 # ### Reading the numbers
@@ -158,13 +174,15 @@ if xdp and ipt:
 #   lookup and an ICMP "port unreachable" attempt.
 # * **Between the hooks, look at the spread before the medians.** Most of the cost per frame is the sender's own —
 #   trafgen's packet socket and the veth transmit path, paid before any hook runs — so the hooks differ by a
-#   fraction of the total, and a shared, virtualised machine adds noise of the same size. The BPF programs
+#   fraction of the total, and a machine that other work shares (or a virtual machine) adds noise of the same
+#   size. The BPF programs
 #   themselves take tens of nanoseconds (`bpf_ns_per_run`) out of a few microseconds per frame; the TC one a bit more,
 #   because it first pulls the headers into the linear part of the `sk_buff`.
 # * **Why XDP cannot shine on veth.** On a veth pair the `sk_buff` already exists before the receiver sees the
-#   frame: the sender built it. Generic XDP runs on that `sk_buff`; "native" XDP on veth even converts it into an
-#   XDP buffer and queues it through a ring and a NAPI poll first — so native XDP on veth coming out no cheaper (or
-#   dearer) than generic XDP or TC is expected, not a measuring error. The thing XDP saves on real hardware — allocating and initialising an `sk_buff` for a frame
+#   frame: the sender built it. Generic XDP runs on that `sk_buff` (linearising it first); "native" XDP on veth
+#   even converts it into an XDP buffer — copying it into a new page — and queues it through a ring and a NAPI
+#   poll first — so native XDP on veth coming out no cheaper (or dearer) than generic XDP or TC is expected, not a
+#   measuring error. The thing XDP saves on real hardware — allocating and initialising an `sk_buff` for a frame
 #   that will be dropped anyway — has already been paid here.
 # * **On a physical NIC with a driver that supports native XDP** (mlx5, i40e, ixgbe, ice, bnxt, …) the program runs
 #   in the driver's NAPI poll on the raw DMA buffer, before any `sk_buff`. The XDP paper (Høiland-Jørgensen et al.,
@@ -173,8 +191,8 @@ if xdp and ipt:
 #   `sk_buff`, GRO, and (iptables) the netfilter machinery for every frame. Traffic would come from another machine
 #   and arrive through hardware queues spread over CPUs (RSS), so the receiving cost would not share a CPU with the
 #   sender as it does here. That is where the tutorial's claim holds.
-# * The machine this ran on is shared, virtualised and has two CPUs: treat single numbers as indications and look
-#   at the spread. When the CPU is overloaded the kernel defers receive work to `ksoftirqd`, which then competes
+# * The first line of the findings says how many CPUs this machine has; with few CPUs, other work on the machine,
+#   or a virtual machine, treat single numbers as indications and look at the spread. When the CPU is overloaded the kernel defers receive work to `ksoftirqd`, which then competes
 #   with trafgen: inside one window `dropped_pps` can lag `sent_pps`, though over the whole burst every frame sent
 #   is dropped (`sent_total` = `dropped_total`). `task_ns_per_pkt` counts trafgen and `ksoftirqd` together, so it
 #   stays meaningful either way.
@@ -182,6 +200,7 @@ if xdp and ipt:
 # %% tags=["detach"]
 lab.detach()
 print(lab)
+print("bpftool prog show, this lesson's ids:", len(programs_gone(loaded.prog_id)), "programs")
 print("left behind by this notebook:", [o for o in lab_objects() if f"ebl-{os.getpid()}-" in o] or "nothing")
 
 # %% [markdown]

@@ -148,6 +148,23 @@ def check_03(out, expect_kprobes):
         assert "note: this kernel has no kprobes" in attach
     assert re.search(r"all \d+ openat\(\) calls of the workload were seen", text_of(out["check"]))
     assert "[closed]" in text_of(out["detach"])
+    assert "this lesson's ids: 0 programs" in text_of(out["detach"])
+    sig = text_of(out["signature"])
+    assert "the tutorial declares: blk_insert_cloned_request(struct request_queue *q" in sig
+    if os.path.exists("/sys/kernel/btf/vmlinux"):
+        assert "int do_sys_openat2(int dfd, const char *filename, struct open_how *how)" in sig
+    else:
+        assert "has no BTF" in sig
+    kernel = text_of(out["kernel-view"]) + str(out["kernel-view"])
+    for h in ("on_openat_entry", "on_openat_return"):
+        assert h[:15] in kernel, f"bpftool does not list {h}"
+    bt = text_of(out["bpftrace"])
+    assert "bpftrace -f json -c" in bt
+    if expect_kprobes:
+        assert "hook: kprobe + kretprobe on" in bt
+    else:
+        assert "hook: this kernel has no kprobes" in bt and "sys_enter_openat" in bt
+    assert re.search(r"bcc and bpftrace agree on all \d+ openat\(\) calls", text_of(out["bpftrace-compare"]))
     for tag in ("plot-latency", "plot-errors", "uprobe-plot"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"
     assert "uprobe:" in text_of(out["uprobe-steps"]) and "ebl_collatz" in text_of(out["uprobe-steps"])
@@ -179,7 +196,13 @@ def test_04_tc_classifier():
     assert "tc qdisc del dev" in text_of(out["tc-detach"]) and "['noqueue']" in text_of(out["tc-detach"])
     assert "delivery stops at ping -s 458 (skb->len 500 >= limit 500)" in text_of(out["boundary"])
     assert "from pings: 458;  from the headers: 458;  from BPF_PROG_TEST_RUN: 458" in text_of(out["test-run"])
-    assert "[closed]" in text_of(out["detach"])
+    verifier = text_of(out["verifier-no"])
+    assert "-DBOUNDS_CHECK=0" in verifier and "VerifierError:" in verifier and "invalid access to packet" in verifier
+    kernel = text_of(out["kernel-view"])
+    assert "sched_cls" in kernel and "on_tc_ingress" in kernel and "clsact/ingress" in kernel
+    detach = text_of(out["detach"])
+    assert "[closed]" in detach
+    assert "this lesson's ids: 0 programs" in detach and "this lesson's ids: 0 attachments" in detach
     assert "application/vnd.jupyter.widget-view+json" in str(out["slider"])
     assert "delivery stops at ping -s 758" in text_of(out["slider"])
     assert "left behind by this notebook: nothing" in text_of(out["cleanup"])
@@ -203,6 +226,10 @@ def test_05_xdp_vs_tc():
     summary = text_of(out["summary"])
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])
+    assert "this lesson's ids: 0 programs" in text_of(out["detach"])
+    attach = text_of(out["attach"]) + str(out["attach"])
+    assert "on_xdp" in attach and "on_tc_ingress" in attach
+    assert "iptables v" in text_of(out["imports"])
     assert lab_orphans_since(before) == []
 
 

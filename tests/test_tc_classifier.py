@@ -231,3 +231,48 @@ def test_keyboard_interrupt_mid_sweep_in_process(no_bpf_leak):
     assert 2 <= len(pings) < len(sizes), "the interrupt landed mid-sweep"
     assert lab.state.value == "closed"
     assert net.closed and net.leftovers() == []
+
+
+def test_verifier_refuses_the_classifier_without_its_bounds_check(no_bpf_leak):
+    """-DBOUNDS_CHECK=0 leaves the tutorial's data_end check out: the real verifier refuses, and says why."""
+    from ebpf_lab.errors import VerifierError
+
+    lab = TcClassifierLesson(limit=500, bounds_check=False)
+    assert "-DBOUNDS_CHECK=0" in lab.cflags()
+    lab.compile()
+    with pytest.raises(VerifierError) as e:
+        lab.load()
+    lab.detach()
+    assert "invalid access to packet" in e.value.log
+    assert "off=12" in e.value.log  # eth->h_proto, 12 bytes into the frame
+    # and with the check (the default) the same program is accepted
+    ok = TcClassifierLesson(limit=500)
+    assert "-DBOUNDS_CHECK=1" in ok.cflags()
+    ok.compile()
+    assert list(ok.load().verifier) == ["accepted"]
+    ok.detach()
+
+
+def test_bpftool_shows_the_lessons_program_while_attached_and_nothing_after(no_bpf_leak):
+    """bpftool prog show / net show list the lesson's own program and attachment, then nothing after detach."""
+    from ebpf_lab.bpftool import net_attachments, programs, programs_gone
+    from ebpf_lab.netlab import LabNetwork
+
+    with LabNetwork() as net:
+        lab = TcClassifierLesson(net=net, limit=500)
+        lab.compile()
+        loaded = lab.load()
+        ids = list(loaded.prog_id)
+        try:
+            lab.attach()
+            progs = programs(ids)
+            assert list(progs.id) == ids and list(progs.type) == ["sched_cls"] and list(progs.name) == ["on_tc_ingress"]
+            assert len(progs.map_ids[0]) == 2  # by_len and totals
+            att = net_attachments(ids, net=net)
+            assert list(att.prog_id) == ids and list(att.hook) == ["tc"]
+            assert list(att.devname) == [net.ifname["rcv"]] and "ingress" in att.attach[0]
+        finally:
+            lab.detach()
+        assert programs_gone(ids).empty
+        assert net_attachments(ids, net=net).empty
+    assert programs([]).empty

@@ -26,7 +26,10 @@ user-space function arguments.
 from __future__ import annotations
 
 import os
+import re
+import shlex
 import subprocess
+import tempfile
 import time
 from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
@@ -51,6 +54,12 @@ __all__ = [
     "plot_latency",
     "plot_errors",
     "plot_uprobe_calls",
+    "kernel_signature",
+    "TUTORIAL_SIGNATURE",
+    "bpftrace_program",
+    "bpftrace_opens",
+    "compare_with_bpftrace",
+    "VMLINUX_BTF",
 ]
 
 _ACCESS = {0: "O_RDONLY", 1: "O_WRONLY", 2: "O_RDWR"}
@@ -129,6 +138,78 @@ def fexit_loads(fnname: Optional[str] = None) -> Tuple[bool, str]:
 
 
 # -------------------------------------------------------- the tutorial's example
+#: the kernel's own description of its types and functions (CONFIG_DEBUG_INFO_BTF)
+VMLINUX_BTF = "/sys/kernel/btf/vmlinux"
+#: the signature the tutorial's kprobe handler declares for blk_insert_cloned_request
+TUTORIAL_SIGNATURE = "blk_insert_cloned_request(struct request_queue *q, struct request *rq, bool no_sg_merge)"
+
+
+def _btf_type(dump: str, tid: int, depth: int = 0) -> str:
+    """A BTF type id of ``bpftool btf dump`` (raw format) as C, e.g. ``const char *``."""
+    if tid == 0:
+        return "void"
+    m = re.search(rf"^\[{tid}\] (\w+) '([^']*)'(.*)$", dump, re.M)
+    if m is None or depth > 12:
+        return f"<type {tid}>"
+    kind, name, rest = m.group(1), m.group(2), m.group(3)
+    inner = re.search(r"\btype_id=(\d+)", rest)
+    if kind == "PTR":
+        return _btf_type(dump, int(inner.group(1)), depth + 1) + " *" if inner else "void *"
+    if kind in ("CONST", "VOLATILE", "RESTRICT"):
+        q = {"CONST": "const", "VOLATILE": "volatile", "RESTRICT": ""}[kind]
+        t = _btf_type(dump, int(inner.group(1)), depth + 1) if inner else "void"
+        return f"{q} {t}".strip()
+    if kind == "TYPE_TAG":
+        return _btf_type(dump, int(inner.group(1)), depth + 1) if inner else "void"
+    if kind in ("STRUCT", "UNION", "ENUM", "ENUM64"):
+        return f"{kind.lower().rstrip('64')} {name}"
+    if kind == "FWD":
+        return f"{'union' if 'fwd_kind=union' in rest else 'struct'} {name}"
+    if kind == "FUNC_PROTO":
+        return "(a function pointer)"
+    return name
+
+
+def kernel_signature(function: str) -> Dict[str, Any]:
+    """How the **running** kernel declares ``function``, read from its BTF with bpftool.
+
+    Returns ``{"function", "signature", "source", "command"}``: ``signature`` is
+    the C prototype (``None`` when the kernel has no such function, or no BTF —
+    ``source`` then says which), ``command`` the shell command that shows the
+    same by hand. The tutorial's handler declarations must match this, argument
+    for argument: bcc maps the declared arguments onto the argument registers in
+    order, whatever they are called.
+    """
+    command = (f"bpftool btf dump file {VMLINUX_BTF} | grep -A4 \"FUNC '{function}'\"  "
+               "# then look up the FUNC_PROTO by its type_id")
+    row: Dict[str, Any] = {"function": function, "signature": None, "source": "", "command": command}
+    if not os.path.exists(VMLINUX_BTF):
+        row["source"] = (f"this kernel has no BTF ({VMLINUX_BTF} is missing: CONFIG_DEBUG_INFO_BTF is off), so it "
+                         "cannot describe its functions; read the signature in the kernel source of this exact "
+                         "version (e.g. elixir.bootlin.com, or the headers package's include/ files)")
+        return row
+    try:
+        dump = subprocess.run(["bpftool", "btf", "dump", "file", VMLINUX_BTF], capture_output=True, text=True,
+                              timeout=120, check=True).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        row["source"] = f"bpftool could not read {VMLINUX_BTF}: {e}"
+        return row
+    m = re.search(rf"^\[\d+\] FUNC '{re.escape(function)}' type_id=(\d+)", dump, re.M)
+    if m is None:
+        row["source"] = f"{VMLINUX_BTF} has no function {function}: this kernel does not have it (or inlined it)"
+        return row
+    proto = re.search(rf"^\[{m.group(1)}\] FUNC_PROTO '[^']*' ret_type_id=(\d+) vlen=(\d+)\n((?:\t.*\n?)*)",
+                      dump, re.M)
+    if proto is None:
+        row["source"] = f"{VMLINUX_BTF}: the prototype of {function} could not be read"
+        return row
+    params = re.findall(r"^\t'([^']*)' type_id=(\d+)", proto.group(3), re.M)
+    args = ", ".join(f"{_btf_type(dump, int(t))} {n}".replace("* ", "*") for n, t in params) or "void"
+    row["signature"] = f"{_btf_type(dump, int(proto.group(1)))} {function}({args})"
+    row["source"] = f"BTF of the running kernel ({VMLINUX_BTF})"
+    return row
+
+
 def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataFrame:
     """The tutorial's kprobe/kretprobe on ``blk_insert_cloned_request``, where possible.
 
@@ -177,7 +258,7 @@ def tutorial_example(seconds: float = 1.0, *, workload: bool = True) -> pd.DataF
             row["returned_ok"] = int(calls[1].value)
             row["returned_error"] = int(calls[2].value)
             row["why"] = ("attached for real; it fires only when request-based device-mapper (dm-multipath) "
-                          "hands a cloned request to a disk, which ordinary file I/O on a VM disk never does"
+                          "hands a cloned request to a disk: ordinary file I/O on a disk without multipath never calls it"
                           if row["calls"] == 0 else "attached for real; it fired")
     finally:
         b.cleanup()
@@ -201,6 +282,112 @@ def parse_open_report(text: str) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=["pid", "flags", "result", "path"])
     df.attrs["dir"] = folder
     return df
+
+
+# ------------------------------------------------------------- bpftrace beside bcc
+_OPENER = "ebl-opener"  # the workload's comm (it renames itself before its first openat)
+
+
+def bpftrace_program(kprobes: bool) -> Tuple[str, str]:
+    """The lesson's question — openat()'s filename and flags in, its result out — as a bpftrace program.
+
+    Returns ``(program, why)``: with kprobes, a kprobe + kretprobe on the openat
+    function, as the tutorial does (on a syscall wrapper, openat's own arguments are
+    the user registers behind ``arg0``); without, the syscall tracepoints
+    ``sys_enter_openat`` / ``sys_exit_openat`` the lesson falls back to. Entry and
+    return are joined per thread in bpftrace maps (``@path[tid]``), as the lesson's
+    program joins them in a BPF hash. Only the workload's calls (comm ``ebl-opener``).
+    """
+    out = 'printf("%d\\t%d\\t%d\\t%s\\n", pid, @flags[tid], RET, @path[tid]); delete(@path[tid]); delete(@flags[tid]);'
+    end = "END { clear(@path); clear(@flags); }"
+    if not kprobes:
+        prog = ("tracepoint:syscalls:sys_enter_openat /comm == \"" + _OPENER + "\"/ "
+                "{ @path[tid] = str(args->filename); @flags[tid] = args->flags; } "
+                "tracepoint:syscalls:sys_exit_openat /comm == \"" + _OPENER + "\"/ { "
+                + out.replace("RET", "args->ret") + " } " + end)
+        return prog, (f"{NO_KPROBES}, so the one-liner uses the tracepoints the lesson fell back to, "
+                      "syscalls:sys_enter_openat (args->filename, args->flags) and sys_exit_openat (args->ret)")
+    fn = syscall_fnname("openat")
+    if is_syscall_wrapper(fn):
+        regs = {"x86_64": ("si", "dx"), "aarch64": ("regs[1]", "regs[2]")}.get(os.uname().machine, ("si", "dx"))
+        a1, a2 = (f"((struct pt_regs *)arg0)->{r}" for r in regs)
+        why = (f"kprobe + kretprobe on {fn}, the tutorial's way; {fn} is a syscall wrapper, so openat()'s filename "
+               "and flags are the user's registers behind its one argument (arg0, a struct pt_regs *); the result "
+               "is retval")
+    else:
+        a1, a2 = "arg1", "arg2"
+        why = f"kprobe + kretprobe on {fn}, the tutorial's way; arg1 and arg2 are openat()'s filename and flags"
+    prog = (f"kprobe:{fn} /comm == \"{_OPENER}\"/ {{ @path[tid] = str(uptr({a1})); @flags[tid] = (int32){a2}; }} "
+            f"kretprobe:{fn} /comm == \"{_OPENER}\"/ {{ " + out.replace("RET", "(int32)retval") + " } " + end)
+    return prog, why
+
+
+def bpftrace_opens(*, kprobes: Optional[bool] = None, rounds: int = 5, seconds: float = 60.0) -> pd.DataFrame:
+    """Run :func:`bpftrace_program` on a fresh run of the lesson's workload (bpftrace ``-c`` starts it).
+
+    One row per openat() of the workload as bpftrace saw it: pid, flags, ret, filename.
+    ``attrs``: ``report`` (the workload's own account, :func:`parse_open_report`), ``hook_note``
+    (which hook and why, from the running kernel) and the runner's attrs (``command``, ...).
+    """
+    from .. import bpftrace
+
+    if kprobes is None:
+        kprobes = _kernel.kprobes_available()
+    program, why = bpftrace_program(kprobes)
+    # The workload's report goes to a file of its own: on bpftrace's stdout its lines could land inside
+    # bpftrace's JSON lines. bpftrace's -c takes no shell, so a two-line script does the redirection.
+    with tempfile.TemporaryDirectory(prefix="ebl-bt-open-") as tmp:
+        script, report = os.path.join(tmp, "run.sh"), os.path.join(tmp, "report.txt")
+        with open(script, "w") as f:
+            f.write(f"#!/bin/sh\nexec {shlex.quote(binary('open_files'))} {int(rounds)} > {shlex.quote(report)} 2>&1\n")
+        os.chmod(script, 0o755)
+        os.chmod(tmp, 0o755)  # the workload's child runs as nobody and writes to the same report
+        df = bpftrace.run(program, columns=["pid", "flags", "ret", "filename"], seconds=seconds,
+                          command=["/bin/sh", script])
+        with open(report) as f:
+            text = f.read()
+    rep = parse_open_report(text)
+    folder = rep.attrs.get("dir", "")
+    # the workload's own folder only: another ebl-opener elsewhere on the machine is not this run
+    out = df[df["filename"].astype(str).str.startswith(folder + "/")].reset_index(drop=True) if folder else df.iloc[0:0]
+    out.attrs.update(df.attrs)
+    out.attrs["report"] = rep
+    out.attrs["hook_note"] = why
+    return out
+
+
+def _relative(path: str) -> str:
+    return re.sub(r"^.*/ebl-trace-open-[^/]+/", "", str(path))
+
+
+def compare_with_bpftrace(check: pd.DataFrame, bt: pd.DataFrame) -> pd.DataFrame:
+    """The workload's openat() calls as the lesson saw them beside bpftrace's, one row per call, in order.
+
+    ``check`` is :meth:`ArgsReturnLesson.compare_with_workload`'s table; ``bt`` is
+    :func:`bpftrace_opens`' frame. The two runs worked in their own folders, so calls
+    are compared by the path inside the folder, the flags and the result the workload
+    reported. Columns: path, flags_text, expected, bcc (the lesson saw it with that
+    result), bpftrace (the one-liner did), agree.
+    """
+    rep = bt.attrs["report"]
+    folder = rep.attrs.get("dir", "")
+    mine = bt[bt["filename"].astype(str).str.startswith(folder + "/")] if folder else bt.iloc[0:0]
+    at = match_in_order([(int(p), f, int(fl), int(r)) for p, f, fl, r in
+                         zip(mine["pid"], mine["filename"], mine["flags"], mine["ret"])],
+                        [(int(p), f, int(fl), int(r)) for p, f, fl, r in
+                         zip(rep["pid"], rep["path"], rep["flags"], rep["result"])])
+    theirs = [(_relative(p), open_flags_text(int(fl)), errno_name(int(r)) or "fd", j is not None)
+              for p, fl, r, j in zip(rep["path"], rep["flags"], rep["result"], at)]
+    # the lesson ran more rounds: compare the calls both runs made (the workload repeats the same round)
+    lesson = [(_relative(p), ft, e, bool(ok)) for p, ft, e, ok in
+              zip(check["path"], check["flags_text"], check["expected"], check["agree"])]
+    rows = []
+    for i in range(min(len(lesson), len(theirs))):
+        a, b = lesson[i], theirs[i]
+        same = a[:3] == b[:3]
+        rows.append({"path": a[0], "flags_text": a[1], "expected": a[2], "bcc": a[3], "bpftrace": b[3],
+                     "agree": bool(same and a[3] and b[3])})
+    return pd.DataFrame(rows, columns=["path", "flags_text", "expected", "bcc", "bpftrace", "agree"])
 
 
 class ArgsReturnLesson(SyscallLesson):

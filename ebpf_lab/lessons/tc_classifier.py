@@ -34,7 +34,7 @@ from . import _net
 from ._net import CommandResult, require_tools, run_shell
 
 __all__ = ["TcClassifierLesson", "TutorialTC", "HEADER_BYTES", "OVERHEAD", "craft_frame", "plot_sweep",
-           "limit_explorer", "default_payloads", "fixed_source", "fix_diff", "FIX_DECLARATION"]
+           "limit_explorer", "default_payloads", "fixed_source", "fix_diff", "FIX_DECLARATION", "boundary_table"]
 
 #: what skb->len counts at TC ingress on top of the ping payload
 HEADER_BYTES = {"Ethernet": 14, "IPv4": 20, "ICMP": 8}
@@ -50,6 +50,16 @@ def default_payloads(limit: int, *, coarse_step: int = 100, window: int = 3) -> 
     sizes = set(range(0, MAX_PAYLOAD + 1, coarse_step)) | {MAX_PAYLOAD}
     sizes |= {p for p in range(b - window, b + window + 1) if 0 <= p <= MAX_PAYLOAD}
     return sorted(sizes)
+
+
+def boundary_table(payload: int) -> pd.DataFrame:
+    """What ``skb->len`` counts for ``ping -s payload``, part by part (the rows add up to the frame length)."""
+    return pd.DataFrame([
+        {"part": "Ethernet header (dst MAC, src MAC, EtherType)", "bytes": HEADER_BYTES["Ethernet"]},
+        {"part": "IPv4 header (no options)", "bytes": HEADER_BYTES["IPv4"]},
+        {"part": "ICMP echo header (type, code, checksum, id, sequence)", "bytes": HEADER_BYTES["ICMP"]},
+        {"part": f"ping -s {payload}: payload", "bytes": int(payload)},
+    ])
 
 
 def craft_frame(frame_bytes: int) -> bytes:
@@ -228,6 +238,8 @@ class TcClassifierLesson(Lesson):
         "limit": Param(500, "drop IPv4 packets whose skb->len (bytes from the Ethernet header on) is at least this",
                        min=1, max=65535, cflag="LIMIT"),
         "count": Param(2, "echo requests per ping size in the sweep", min=1, max=20),
+        "bounds_check": Param(True, "check data + 14 <= data_end before reading the Ethernet header, as the tutorial "
+                                    "does (false: the verifier refuses the program)", cflag="BOUNDS_CHECK"),
     }
     columns = {
         "payload_bytes": "ping -s: ICMP payload bytes (int)",

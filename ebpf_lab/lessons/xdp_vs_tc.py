@@ -33,16 +33,19 @@ from ..netlab import LabNetwork
 from . import _net
 from ._net import RunStats, require_tools
 
-__all__ = ["XdpVsTcLesson", "HOOKS", "plot_hooks", "summarize"]
+__all__ = ["XdpVsTcLesson", "HOOKS", "plot_hooks", "summarize", "findings", "iptables_backend"]
 
 #: hook name -> what it is
 HOOKS: Dict[str, str] = {
     "none": "no drop rule: the datagram climbs the whole stack; UDP finds no socket and drops it (baseline)",
-    "xdp-native": "XDP in the veth driver (native mode): before any sk_buff is allocated",
-    "xdp-generic": "XDP in generic (skb) mode: after the sk_buff exists, before TC",
+    "xdp-native": "XDP in the veth driver (native mode): on a real NIC before any sk_buff exists; on veth the "
+                  "sender's sk_buff is turned into an XDP buffer, copied into a fresh page when it is non-linear",
+    "xdp-generic": "XDP in generic (skb) mode: after the sk_buff exists, before TC; a non-linear sk_buff is "
+                   "linearised (copied) first",
     "tc": "TC clsact ingress (cls_bpf, direct-action): after generic XDP, before netfilter",
     "nft-ingress": "nftables netdev ingress chain on the veth: netfilter's hook right after TC ingress",
-    "iptables-raw": "iptables -t raw PREROUTING: netfilter's first IP hook, before conntrack and routing",
+    "iptables-raw": "iptables -t raw PREROUTING: iptables' earliest table, before conntrack and routing "
+                    "(netfilter's netdev ingress hook, nft-ingress, runs before it)",
     "iptables-input": "iptables -t filter INPUT: after routing decided the datagram is for this host",
 }
 DEFAULT_HOOKS = "none,xdp-native,xdp-generic,tc,nft-ingress,iptables-raw,iptables-input"
@@ -228,6 +231,15 @@ class XdpVsTcLesson(Lesson):
         return int(info.get("run_cnt") or 0), int(info.get("run_time_ns") or 0)
 
     def _trafgen_config(self, path: str) -> None:
+        with open(path, "w") as f:
+            f.write(self.trafgen_config())
+
+    def trafgen_config(self) -> str:
+        """trafgen's packet description: one frame of ``frame_bytes``, sender to receiver, UDP to ``port``.
+
+        Needs the lab network (``attach()`` builds it): the frame carries its MAC addresses.
+        """
+        self._require(State.ATTACHED, doing="writing the trafgen packet description of")
         assert self.net is not None
         dst = ", ".join(f"0x{b}" for b in self.net.mac("rcv").split(":"))
         src = ", ".join(f"0x{b}" for b in self.net.mac("snd").split(":"))
@@ -235,15 +247,14 @@ class XdpVsTcLesson(Lesson):
         ip_len = frame - 14
         udp_len = ip_len - 20
         payload = udp_len - 8
-        with open(path, "w") as f:
-            f.write(f"/* ebpf-lab lesson {self.id}: one UDP datagram 10.200.0.1:4000 -> 10.200.0.2:{self.values['port']} */\n"
-                    "{\n"
-                    f"  {dst},\n  {src},\n  c16(0x0800),\n"
-                    f"  0x45, 0x00, c16({ip_len}), c16(0), c16(0x4000), 64, 17, csumip(14, 33),\n"
-                    "  10, 200, 0, 1,  10, 200, 0, 2,\n"
-                    f"  c16(4000), c16({self.values['port']}), c16({udp_len}), c16(0),\n"
-                    f"  fill(0x41, {payload})\n"
-                    "}\n")
+        return (f"/* ebpf-lab lesson {self.id}: one UDP datagram 10.200.0.1:4000 -> 10.200.0.2:{self.values['port']} */\n"
+                "{\n"
+                f"  {dst},\n  {src},\n  c16(0x0800),\n"
+                f"  0x45, 0x00, c16({ip_len}), c16(0), c16(0x4000), 64, 17, csumip(14, 33),\n"
+                "  10, 200, 0, 1,  10, 200, 0, 2,\n"
+                f"  c16(4000), c16({self.values['port']}), c16({udp_len}), c16(0),\n"
+                f"  fill(0x41, {payload})\n"
+                "}\n")
 
     def measure(self, hook: str, *, seconds: Optional[float] = None, repeat: int = 0) -> Dict[str, Any]:
         """One burst of traffic with ``hook`` attached: a row of rates and CPU costs. Detaches the hook after,
@@ -503,6 +514,64 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     out = g.median().add_suffix("_median").join(g.min().add_suffix("_min")).join(g.max().add_suffix("_max"))
     out["runs"] = df.groupby("hook", observed=True).size()
     return out
+
+
+def iptables_backend() -> str:
+    """``iptables --version`` and what it means: ``nf_tables`` (iptables-nft) or ``legacy`` (x_tables)."""
+    try:
+        v = subprocess.run(["iptables", "--version"], capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"iptables could not be run ({e})"
+    if "nf_tables" in v:
+        return (f"{v}: this `iptables` is iptables-nft — its rules are nftables rules underneath, in the classic "
+                "tables and chains")
+    if "legacy" in v:
+        return f"{v}: this `iptables` is iptables-legacy — the old x_tables engine, separate from nftables"
+    return v
+
+
+def findings(df: pd.DataFrame) -> str:
+    """What a sweep measured, in words computed from it: per hook, drops/s with their spread and CPU per frame
+    against the no-rule baseline; the cheapest and dearest drop and whether their ranges overlap; and whether the
+    tutorial's claim (XDP cheaper than iptables) held on this run. The machine's facts come from ``df.attrs``."""
+    if df.empty:
+        return "no measurements"
+    s = summarize(df)
+    base = s.loc["none", "task_ns_per_pkt_median"] if "none" in s.index else np.nan
+    p = df.attrs.get("params", {})
+    lines = [f"kernel {df.attrs.get('kernel', '?')}, {df.attrs.get('cpus', '?')} CPUs, {p.get('frame_bytes', '?')}-byte "
+             f"frames, {p.get('repeats', '?')} x {p.get('seconds', '?')} s per hook", ""]
+    for hook, r in s.iterrows():
+        spread = ((r.dropped_pps_max - r.dropped_pps_min) / r.dropped_pps_median * 100
+                  if r.dropped_pps_median else float("nan"))
+        if hook == "none":
+            saved = ""
+        elif base == base and r.task_ns_per_pkt_median < base:
+            saved = f", {1 - r.task_ns_per_pkt_median / base:.0%} less CPU/frame than no rule"
+        else:
+            saved = ", more CPU/frame than no rule"
+        bpf = (f", program itself {r.bpf_ns_per_run_median:.0f} ns/run"
+               if r.bpf_ns_per_run_median == r.bpf_ns_per_run_median else "")
+        lines.append(f"{hook:15s} {r.dropped_pps_median:>10,.0f} drops/s (spread {spread:.0f}%), "
+                     f"{r.task_ns_per_pkt_median:>6,.0f} ns CPU/frame{saved}{bpf}")
+    drops = s.drop(index="none", errors="ignore")
+    if len(drops):
+        best, worst = drops["task_ns_per_pkt_median"].idxmin(), drops["task_ns_per_pkt_median"].idxmax()
+        gap = drops.loc[worst, "task_ns_per_pkt_median"] / drops.loc[best, "task_ns_per_pkt_median"] - 1
+        overlap = drops.loc[best, "task_ns_per_pkt_max"] >= drops.loc[worst, "task_ns_per_pkt_min"]
+        lines.append("")
+        lines.append(f"cheapest drop here: {best}; most expensive: {worst} (+{gap:.0%}); "
+                     + ("their ranges overlap: in this run the hooks are not clearly apart."
+                        if overlap else "their ranges do not overlap."))
+    xdp = [h for h in ("xdp-native", "xdp-generic") if h in s.index]
+    ipt = [h for h in ("iptables-raw", "iptables-input") if h in s.index]
+    if xdp and ipt:
+        x = s.loc[xdp, "task_ns_per_pkt_median"].min()
+        i = s.loc[ipt, "task_ns_per_pkt_median"].min()
+        lines.append(f"the tutorial's claim, XDP cheaper than iptables: best XDP {x:,.0f} ns/frame vs best iptables "
+                     f"{i:,.0f} ns/frame -> " + ("holds in this run" if x < i else
+                                                 "does not hold in this run (see below why veth is special)"))
+    return "\n".join(lines)
 
 
 def summary_text(df: pd.DataFrame) -> str:

@@ -14,8 +14,17 @@
  * count calls and results, so the lab can show how often the hook fired.
  *
  * blk_insert_cloned_request() is called by request-based device-mapper
- * (dm-multipath) to hand a cloned request to the underlying device. A lab VM
- * has no multipath storage, so it is rarely called: often never.
+ * (dm-multipath) to hand a cloned request to the underlying device. Without
+ * multipath storage nothing calls it.
+ *
+ * The signature below is the tutorial's, kept as printed, and it is wrong on
+ * current kernels: since about Linux 5.16 the function takes only
+ * (struct request *rq), and no_sg_merge never was one of its arguments. bcc
+ * does not check declared arguments: they are read from the argument
+ * registers in order, whatever they are called. In the kretprobe the declared
+ * arguments hold nothing useful (the registers were reused by the time the
+ * function returns); only PT_REGS_RC(ctx) is meaningful there. Check a
+ * function's signature in the running kernel's BTF (lesson 03 shows how).
  *
  * q and rq are pointers to kernel structs. This program never dereferences
  * them: with headers of another kernel version their offsets would be wrong.

@@ -11,6 +11,11 @@
  *
  * Parameters (-D flags):
  *   LIMIT   drop IPv4 packets with skb->len >= LIMIT (the tutorial's 500)
+ *   BOUNDS_CHECK  1 (default): check data + sizeof(struct ethhdr) <= data_end
+ *           before reading eth->h_proto, as the tutorial does. 0 leaves the
+ *           check out, to see the verifier refuse the program: packet data
+ *           may only be read after such a check, context fields (skb->len)
+ *           need none.
  *
  * Maps:
  *   by_len  skb->len of each IPv4 packet -> how many passed, how many dropped
@@ -26,6 +31,9 @@
 #endif
 #if LIMIT < 1
 #error "LIMIT must be a positive number of bytes"
+#endif
+#ifndef BOUNDS_CHECK
+#define BOUNDS_CHECK 1
 #endif
 
 struct verdicts {
@@ -68,10 +76,12 @@ int on_tc_ingress(struct __sk_buff *skb)
     void *data = (void *)(unsigned long long)skb->data;
     struct ethhdr *eth = data;
 
+#if BOUNDS_CHECK  /* the tutorial: 不加上这些代码,则无法通过bpf验证器 (without it, no verifier pass) */
     if (data + sizeof(struct ethhdr) > data_end) {
         count(3);
         return TC_ACT_SHOT;
     }
+#endif
     if (eth->h_proto == bpf_htons(ETH_P_IP))
         return process_packet(skb);
     count(2);

@@ -16,7 +16,8 @@
 #
 # How long does `openat()` take? Measure every call of one process **in the kernel**, and keep only a
 # histogram: bucket *k* counts the calls whose duration *d* (in nanoseconds) has `bpf_log2l(d) == k`,
-# i.e. 2^(k-1) ≤ d ≤ 2^k − 1 (bucket 0 is d = 0).
+# i.e. 2^(k-1) ≤ d ≤ 2^k − 1 for k ≥ 2; `bpf_log2l(0)` is 1, so bucket 1 holds d = 0 and d = 1 and bucket 0
+# stays empty.
 #
 # **Your task, part 1 (C).** Complete
 # - `on_enter()`: for `TARGET_PID` only, store `bpf_ktime_get_ns()` in `start` under the thread id;
@@ -26,7 +27,7 @@
 # **Your task, part 2 (Python).** The grader calls `latency_table(dist)` with `dist` a dict
 # `{k: calls}` for k = 0…63 (most of them 0). Return a DataFrame with columns `low_ns`, `high_ns`, `calls`:
 # one row per **non-empty** bucket, fastest first, rows numbered from 0, where `low_ns` = 2^(k−1)
-# (0 for k = 0) and `high_ns` = 2^k − 1.
+# (0 for k = 1) and `high_ns` = 2^k − 1.
 #
 # **Hints**
 # - `u64 *ts = start.lookup(&tid); if (!ts) return 0;` — a return without an entry (a call that began
@@ -36,11 +37,12 @@
 
 # %% [markdown]
 # **About the hooks.** The tutorial's pair is a *kprobe* and a *kretprobe* on the system call's kernel
-# function (`PT_REGS_RC(ctx)` is the return value). This lab's host kernel has no kprobes, so the end of
+# function (`PT_REGS_RC(ctx)` is the return value). Not every kernel has kprobes, so the end of
 # `PROGRAM` (given, do not change it) defines both hook functions twice: with `-DEBL_KPROBE=1` (the grader
 # sets it where the kernel has kprobes, e.g. the lab's guest kernel) as kprobe + kretprobe, otherwise as
 # the tracepoints `syscalls:sys_enter_openat` + `sys_exit_openat`. Either way they call the two functions
-# you write: `on_enter(filename)` when `openat()` starts, `on_return(ret)` when it returns.
+# you write: `on_enter(filename)` when `openat()` starts, `on_return(ret)` when it returns. The grader's
+# report names the path it took (`graded on kprobes` or `graded on tracepoints`).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["setup"]
 from ebpf_lab.grading import check

@@ -14,8 +14,8 @@
 #
 # *Lesson 05 — XDP vs TC vs iptables*
 #
-# The lesson measured that XDP is cheaper because it runs *earlier*. Show the order directly: one program
-# file, two hooks on the same interface.
+# Lesson 05 measured what a drop costs at each hook; the tutorial's argument rests on XDP running
+# *earlier* than TC. Show the order directly: one program file, two hooks on the same interface.
 #
 # **Your task.**
 # - `on_xdp()`: drop ICMP frames of at least `LIMIT` bytes (`XDP_DROP`), pass everything else;

@@ -33,11 +33,12 @@
 # - pandas: `pivot_table(index=..., columns=..., values=..., aggfunc="sum", fill_value=0)`.
 
 # %% [markdown]
-# **About the hook.** The tutorial attaches a *kprobe* to the system call's kernel function. This lab's
-# host kernel has no kprobes, so the end of `PROGRAM` (given, do not change it) defines the hook function
+# **About the hook.** The tutorial attaches a *kprobe* to the system call's kernel function. Not every
+# kernel has kprobes, so the end of `PROGRAM` (given, do not change it) defines the hook function
 # both ways: with `-DEBL_KPROBE=1` (the grader sets it where the kernel has kprobes, e.g. in the lab's
 # guest kernel) it is a kprobe; otherwise it is the tracepoint `syscalls:sys_enter_kill`. Either way it calls
-# the function you write, with the same arguments.
+# the function you write, with the same arguments. The grader's report names the path it took
+# (`graded on kprobes` or `graded on tracepoints`).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["setup"]
 from ebpf_lab.grading import check

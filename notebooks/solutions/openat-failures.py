@@ -35,11 +35,12 @@
 
 # %% [markdown]
 # **About the hooks.** The tutorial's pair is a *kprobe* and a *kretprobe* on the system call's kernel
-# function (`PT_REGS_RC(ctx)` is the return value). This lab's host kernel has no kprobes, so the end of
+# function (`PT_REGS_RC(ctx)` is the return value). Not every kernel has kprobes, so the end of
 # `PROGRAM` (given, do not change it) defines both hook functions twice: with `-DEBL_KPROBE=1` (the grader
 # sets it where the kernel has kprobes, e.g. the lab's guest kernel) as kprobe + kretprobe, otherwise as
 # the tracepoints `syscalls:sys_enter_openat` + `sys_exit_openat`. Either way they call the two functions
-# you write: `on_enter(filename)` when `openat()` starts, `on_return(ret)` when it returns.
+# you write: `on_enter(filename)` when `openat()` starts, `on_return(ret)` when it returns. The grader's
+# report names the path it took (`graded on kprobes` or `graded on tracepoints`).
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false} tags=["setup"]
 from ebpf_lab.grading import check

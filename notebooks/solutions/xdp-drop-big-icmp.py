@@ -14,12 +14,15 @@
 #
 # *Lesson 05 — XDP vs TC vs iptables*
 #
-# XDP runs earlier than TC, before the kernel has built an `sk_buff` — so a drop there is cheaper. Move
-# the rule of exercise 04.2 to XDP: drop **ICMP** frames of at least `LIMIT` bytes, pass everything else.
+# XDP runs earlier than TC: with a NIC driver that supports native XDP, before the kernel has built an
+# `sk_buff` at all — which is why a drop there can be cheaper (lesson 05 measured it on a veth, where the
+# sender has already built one). Move the rule of exercise 04.2 to XDP: drop **ICMP** frames of at least
+# `LIMIT` bytes, pass everything else.
 #
 # **Your task.** Write the body of `on_xdp()`. At XDP there is no `skb`: the context is a `struct xdp_md`
 # with `data` and `data_end`, the frame's length is `data_end - data`, and the verdicts are `XDP_PASS` and
-# `XDP_DROP`. The grader attaches your program in XDP *generic* mode on the lab network's receiver.
+# `XDP_DROP`. The grader attaches your program in XDP *generic* mode on the lab network's receiver
+# (generic XDP linearises the frame first, so `data`…`data_end` holds all of it).
 #
 # **Hints**
 # - The same bounds checks as at TC: `if ((void *)(ip + 1) > data_end) return XDP_PASS;`

@@ -87,7 +87,7 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("milliseconds", "plausible", "do not divide", bpf=(("bpf_log2l(bpf_ktime_get_ns() - *ts)", "bpf_log2l((bpf_ktime_get_ns() - *ts) / 1000000)"),)),
         Wrong("never-deleted", "no-leak", "delete", bpf=(("    start.delete(&tid);\n", ""),)),
         Wrong("keeps-empty", "py-rows", "drop the empty", py=(("latency_table", " for k, n in sorted(dist.items()) if n]", " for k, n in sorted(dist.items())]"),)),
-        Wrong("bounds", "py-rows", "2**(k-1)", py=(("latency_table", "(0 if k == 0 else 2 ** (k - 1), 2 ** k - 1, n)", "(2 ** k, 2 ** (k + 1) - 1, n)"),)),
+        Wrong("bounds", "py-rows", "2**(k-1)", py=(("latency_table", "(2 ** (k - 1) if k > 1 else 0, 2 ** k - 1, n)", "(2 ** k, 2 ** (k + 1) - 1, n)"),)),
         Wrong("slowest-first", "py-rows", "smallest first", py=(("latency_table", "sorted(dist.items())", "sorted(dist.items(), reverse=True)"),)),
     ],
     "tc-count-protocols": [
