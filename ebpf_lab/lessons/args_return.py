@@ -298,11 +298,14 @@ def bpftrace_program(kprobes: bool) -> Tuple[str, str]:
     return are joined per thread in bpftrace maps (``@path[tid]``), as the lesson's
     program joins them in a BPF hash. Only the workload's calls (comm ``ebl-opener``).
     """
-    out = 'printf("%d\\t%d\\t%d\\t%s\\n", pid, @flags[tid], RET, @path[tid]); delete(@path[tid]); delete(@flags[tid]);'
+    # the filename is read at return, from the pointer saved at entry (as bcc's opensnoop does): by then the
+    # kernel has copied it, so its page is resident; read at entry, a page not yet faulted in reads as ""
+    out = ('printf("%d\\t%d\\t%d\\t%s\\n", pid, @flags[tid], RET, str(uptr(@path[tid]))); '
+           'delete(@path[tid]); delete(@flags[tid]);')
     end = "END { clear(@path); clear(@flags); }"
     if not kprobes:
         prog = ("tracepoint:syscalls:sys_enter_openat /comm == \"" + _OPENER + "\"/ "
-                "{ @path[tid] = str(args->filename); @flags[tid] = args->flags; } "
+                "{ @path[tid] = (uint64)args->filename; @flags[tid] = args->flags; } "
                 "tracepoint:syscalls:sys_exit_openat /comm == \"" + _OPENER + "\"/ { "
                 + out.replace("RET", "args->ret") + " } " + end)
         return prog, (f"{NO_KPROBES}, so the one-liner uses the tracepoints the lesson fell back to, "
@@ -317,7 +320,7 @@ def bpftrace_program(kprobes: bool) -> Tuple[str, str]:
     else:
         a1, a2 = "arg1", "arg2"
         why = f"kprobe + kretprobe on {fn}, the tutorial's way; arg1 and arg2 are openat()'s filename and flags"
-    prog = (f"kprobe:{fn} /comm == \"{_OPENER}\"/ {{ @path[tid] = str(uptr({a1})); @flags[tid] = (int32){a2}; }} "
+    prog = (f"kprobe:{fn} /comm == \"{_OPENER}\"/ {{ @path[tid] = (uint64){a1}; @flags[tid] = (int32){a2}; }} "
             f"kretprobe:{fn} /comm == \"{_OPENER}\"/ {{ " + out.replace("RET", "(int32)retval") + " } " + end)
     return prog, why
 
