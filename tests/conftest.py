@@ -99,6 +99,12 @@ CHECKS: Dict[str, List[Callable[[], Tuple[bool, str]]]] = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import compat  # per-lesson outcomes and hooks of this tier, for docs/compatibility.md
+
+    compat.pytest_configure(config)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers():
         for check in CHECKS.get(mark.name, []):
