@@ -15,13 +15,30 @@ import datetime
 import glob
 import json
 import os
+import re
 import sys
 from typing import Dict, List
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ORDER = ["setup", "hello-kill", "kmalloc", "args-return", "tc-classifier", "xdp-vs-tc", "three-ways"]
+ORDER = ["setup", "hello-kill", "kmalloc", "args-return", "args-return-uprobes", "tc-classifier", "xdp-vs-tc", "three-ways"]
 TITLES = {"setup": "00 set-up", "hello-kill": "01 hello kill", "kmalloc": "02 kmalloc", "args-return": "03 args & return",
+          "args-return-uprobes": "03 args & return (uprobes)",
           "tc-classifier": "04 TC classifier", "xdp-vs-tc": "05 XDP vs TC", "three-ways": "06 three ways"}
+
+
+def hook_label(hook: str) -> str:
+    """A hook as the table shows it: without the run's own names (lab veths, namespaces, cache hashes)."""
+    hook = re.sub(r" \(netns [^)]*\)", "", hook)
+    hook = re.sub(r"\bebl[0-9a-f]{6}[sr]\b", "<lab veth>", hook)
+    return re.sub(r"-[0-9a-f]{12}(?=[:/]|$)", "", hook)
+
+
+def _hooks(row: dict) -> str:
+    seen: List[str] = []
+    for h in (row or {}).get("hooks", []):
+        if hook_label(h) not in seen:
+            seen.append(hook_label(h))
+    return ", ".join(f"`{h}`" for h in seen) or "—"
 
 
 def _cell(row: dict) -> str:
@@ -56,8 +73,7 @@ def render(tiers: List[dict], generated: str) -> str:
     lines += ["", "## Hooks each lesson attached", "",
               "| lesson | " + " | ".join(t["tier"] for t in tiers) + " |", "|---|" + "---|" * len(tiers)]
     for l in lessons:
-        lines.append(f"| {TITLES.get(l, l)} | " + " | ".join(
-            ", ".join(f"`{h}`" for h in (t["lessons"].get(l) or {}).get("hooks", [])) or "—" for t in tiers) + " |")
+        lines.append(f"| {TITLES.get(l, l)} | " + " | ".join(_hooks(t["lessons"].get(l)) for t in tiers) + " |")
     lines += ["", "## The tiers' toolchains", "",
               "| tier | distribution | kernel | arch | kprobes | bcc | clang | bpftrace | Python | tests run |",
               "|---|---|---|---|---|---|---|---|---|---|"]
