@@ -78,6 +78,7 @@ def test_tutorial_pipeline_and_tc_commands(lab_net):
             assert built.ok and "warning: implicit declaration of function 'process_packet'" in built.stderr
         strict = t.build(strict=True)  # what clang >= 16 does by default
         assert not strict.ok and "error:" in strict.stderr and "'process_packet'" in strict.stderr
+        assert not os.path.exists(t.obj), "a failed build left an (empty) foo.o that tc could attach"
         fixed = t.build("tc_classifier_fixed.bpf.c", strict=True)
         assert fixed.ok and "implicit" not in fixed.stderr
         runnable = t.build_runnable()  # the tutorial's own object, or its fix where clang refuses it

@@ -144,6 +144,9 @@ class TutorialTC:
         if os.path.exists(self.obj):
             os.unlink(self.obj)
         r = self._keep(run_shell([cmd], shell_pipeline=True, timeout=120))
+        if not r.ok and os.path.exists(self.obj):
+            # clang failed, yet llc turned its empty output into an empty foo.o: never leave that to attach
+            os.unlink(self.obj)
         if not r.ok and not strict and IMPLICIT_DECL_FLAG not in r.stderr:
             raise CompileError(f"building {os.path.basename(src)} with the tutorial's clang | llc pipeline failed", r.output)
         return r
