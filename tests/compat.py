@@ -5,8 +5,11 @@ during the test) adds its outcome to that lesson's row; the hooks the lesson
 really attached are recorded from ``Lesson.attach`` itself. At the end of the
 session one JSON file is written per tier:
 
-    $EBPF_LAB_COMPAT_DIR/<tier>.json        (default artifacts/compat/)
+    $EBPF_LAB_COMPAT_DIR/<tier>.json
 
+only when EBPF_LAB_COMPAT_DIR is set (``./test`` sets it to artifacts/compat;
+the guest tier to its results share), so that a quick run of one test file
+never overwrites a tier's record
 with the tier's name (EBPF_LAB_TIER, default "host" or "guest-<suite>"), the
 kernel, distribution, bcc, clang, bpftrace and Python versions, and per
 lesson: passed / failed / skipped counts, skip reasons, hooks. The table is
@@ -168,9 +171,9 @@ class CompatRecorder:
             from ebpf_lab.engine import Lesson
 
             Lesson.attach = self._orig_attach  # type: ignore[method-assign]
-        if not self.rows:
+        out_dir = os.environ.get("EBPF_LAB_COMPAT_DIR")
+        if not self.rows or not out_dir:
             return
-        out_dir = os.environ.get("EBPF_LAB_COMPAT_DIR") or os.path.join(ROOT, "artifacts", "compat")
         tier = tier_name()
         data = {"tier": tier, "environment": environment(), "lessons": self.rows,
                 "selection": " ".join(session.config.invocation_params.args)}
