@@ -44,7 +44,11 @@ def ensure_kernel_fs() -> Dict[str, bool]:
     out = {}
     for path, fstype in want.items():
         if not _mounted(path) and os.geteuid() == 0 and os.path.isdir(path):
-            subprocess.run(["mount", "-t", fstype, fstype, path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                subprocess.run(["mount", "-t", fstype, fstype, path], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, timeout=30)
+            except subprocess.TimeoutExpired:
+                pass  # reported below as not mounted
         out[path] = _mounted(path)
     return out
 

@@ -78,8 +78,15 @@ def unregister(token: int) -> None:
             _save()
 
 
-def _run(cmd: List[str]) -> bool:
-    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+def _run(cmd: List[str], timeout: float = 60.0) -> bool:
+    """Run one removal command; False when it fails or does not finish within ``timeout`` seconds
+    (a removal that hangs must not hang the interpreter's exit, the reaper, or `ebpf-lab cleanup`)."""
+    try:
+        return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=timeout).returncode == 0
+    except subprocess.TimeoutExpired:
+        sys.stderr.write(f"ebpf-lab: `{' '.join(cmd)}` did not finish within {timeout:g} s; "
+                         "run `ebpf-lab cleanup` later to retry\n")
+        return False
 
 
 def remove(entry: Dict[str, str]) -> bool:

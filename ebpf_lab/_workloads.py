@@ -29,7 +29,11 @@ def binary(name: str, extra_flags: tuple = ()) -> str:
         raise FeatureUnavailable("cc", f"building the workload {name}: no C compiler; install gcc (sudo apt-get install gcc libc6-dev)")
     os.makedirs(BIN_CACHE, exist_ok=True)
     tmp = f"{out}.tmp{os.getpid()}"
-    r = subprocess.run([cc, "-O2", "-o", tmp, src, *extra_flags], capture_output=True, text=True)
+    try:
+        r = subprocess.run([cc, "-O2", "-o", tmp, src, *extra_flags], capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise FeatureUnavailable("cc", f"building the workload {name}: {cc} did not finish within 300 s "
+                                       "(an overloaded machine?); try again") from None
     if r.returncode != 0:
         raise FeatureUnavailable("cc", f"building the workload {name} failed:\n{r.stderr}")
     os.replace(tmp, out)

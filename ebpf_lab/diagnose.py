@@ -46,9 +46,76 @@ def _tool_version(cmd: List[str]) -> str:
         return ""
 
 
+#: machines the lab's bulk ring-buffer reader (ebpf_lab/_ringbuf.py) is correct on: it reads records with
+#: plain loads, which x86-64's total store order makes safe against the kernel's release-store commit
+RINGBUF_ORDERING_OK = ("x86_64", "amd64")
+
+
+def _arch_row(machine: Optional[str] = None) -> Row:
+    m = (machine or platform.machine()).lower()
+    if m in RINGBUF_ORDERING_OK:
+        return _row("machine", "architecture", True, f"{m}: the lab's ring-buffer reader is correct here (x86-64 ordering)")
+    return _row("machine", "architecture", False,
+                f"{m}: not x86-64. The lab's bulk ring-buffer reader (ebpf_lab/_ringbuf.py) relies on x86-64 memory "
+                "ordering; on a weaker-ordered CPU (arm64, ...) it could read a record's header before its data and "
+                "return wrong values without any error. This architecture is not tested by CI.",
+                "use an x86-64 machine or VM for the lab (on an Apple-silicon Mac: an x86-64 cloud VM); results "
+                "collected here are untested", status="warn")
+
+
+# bcc releases that are known not to compile on kernels newer than they are (their bundled clang front end
+# and header fix-ups lag the kernel: Ubuntu 22.04's bcc 0.18 on its 5.15+/6.x kernels fails with
+# "Failed to compile BPF module", iovisor/bcc#3993; see also bcc#5231, #5451).
+_BCC_TOO_OLD = ((0, 24), (5, 15))  # bcc older than 0.24 on a kernel 5.15 or newer (0.24 built from source works there)
+
+
+def _version_tuple(text: str) -> Tuple[int, ...]:
+    import re
+
+    m = re.match(r"(\d+)\.(\d+)", text or "")
+    return (int(m.group(1)), int(m.group(2))) if m else (0, 0)
+
+
+def _canary_row(bcc_ver: str, kernel: Optional[str] = None, timeout: float = 180.0) -> Row:
+    """Compile a trivial program with bcc in a child process (a bcc that crashes or hangs cannot take the
+    doctor with it) and name the known-broken combinations when it fails."""
+    kernel = kernel or platform.release()
+    code = ("import os\n"
+            "from ebpf_lab._bcc import import_bcc\n"
+            "try:\n"
+            "    from ebpf_lab.kernel_headers import prepare; prepare()\n"
+            "except Exception:\n"
+            "    pass\n"
+            "import_bcc().BPF(text='int ebl_canary(void *ctx) { return 0; }')\n"
+            "print('canary compiled')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                                                     os.environ.get("PYTHONPATH")])))
+    try:
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout, env=env)
+        ok = r.returncode == 0 and "canary compiled" in r.stdout
+        why = "" if ok else ([ln.strip() for ln in (r.stderr or r.stdout).splitlines() if ln.strip()] or
+                             [f"exit status {r.returncode}"])[-1]
+    except subprocess.TimeoutExpired:
+        ok, why = False, f"bcc did not finish compiling a trivial program within {timeout:g} s"
+    if ok:
+        return _row("toolchain", "bcc compiles here", True, f"bcc {bcc_ver} compiled a trivial program for kernel {kernel}")
+    too_old = _version_tuple(bcc_ver) < _BCC_TOO_OLD[0] and _version_tuple(kernel) >= _BCC_TOO_OLD[1]
+    if too_old:
+        fix = (f"known broken: bcc {bcc_ver} is older than 0.24 and this kernel ({kernel}) is 5.15 or newer; such a bcc "
+               "cannot compile against it (Ubuntu 22.04's bcc 0.18 says \"Failed to compile BPF module\", "
+               "iovisor/bcc#3993). Install bcc 0.24 or newer (Debian 12+ ships 0.26+; on Ubuntu 22.04 build bcc from source), "
+               "or take the laptop path (`vagrant up`, docs/vm.md), whose VM has a bcc that matches its kernel")
+    else:
+        fix = ("bcc cannot compile a trivial program on this kernel: check the kernel headers row (bcc compiles "
+               "against them) and `clang`; if they are fine, this bcc may lag the kernel (bcc#5231, #5451): "
+               "install a newer bcc or take the laptop path (`vagrant up`, docs/vm.md)")
+    return _row("toolchain", "bcc compiles here", False, f"bcc {bcc_ver}: {why}", fix)
+
+
 def _machine_rows() -> List[Row]:
     rows = []
     rows.append(_row("kernel", "kernel version", True, f"{platform.release()} ({platform.machine()})"))
+    rows.append(_arch_row())
     caps = _kernel.effective_caps()
     root = os.geteuid() == 0
     have = [c for c in ("CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_NET_ADMIN") if caps[c]]
@@ -118,6 +185,8 @@ def _toolchain_rows() -> List[Row]:
     rows = []
     v = bcc_version()
     rows.append(_row("toolchain", "bcc", bool(v), f"bcc {v} ({import_bcc().__file__})" if v else "not found", INSTALL_HINT))
+    if v:
+        rows.append(_canary_row(v))
     for tool, cmd, fix in (
         ("clang", ["clang", "--version"], "`sudo apt-get install clang llvm` (lesson 04 builds the tutorial's object with clang | llc)"),
         ("llc", ["llc", "--version"], "`sudo apt-get install llvm`"),
@@ -128,7 +197,10 @@ def _toolchain_rows() -> List[Row]:
         path = shutil.which(tool)
         ver = _tool_version(cmd) if path else ""
         if tool == "llc" and ver:
-            ver = next((ln.strip() for ln in subprocess.run(cmd, capture_output=True, text=True).stdout.splitlines() if "version" in ln), ver)
+            try:
+                ver = next((ln.strip() for ln in subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.splitlines() if "version" in ln), ver)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         rows.append(_row("toolchain", tool, bool(path), f"{path}: {ver}" if path else "not installed", fix))
     return rows
 

@@ -415,9 +415,15 @@ class Lesson:
             m = re.match(r"^/virtual/main\.c:(\d+):(\d+): (.*)$", ln)
             if m:
                 quoted = lines[i + 1] if i + 1 < len(lines) else ""
-                hits = [n + 1 for n, s_ in enumerate(src) if s_ == quoted]
+                # clang 15+ quotes the line behind a gutter ("   12 |     code"); older clang quotes it bare
+                gutter = re.match(r"^(\s*)(\d+) \| (.*)$", quoted)
+                code = gutter[3] if gutter else quoted
+                hits = [n + 1 for n, s_ in enumerate(src) if s_ == code]
                 lineno = min(hits, key=lambda h: abs(h - int(m[1]))) if hits else int(m[1])
                 ln = f"{where}:{lineno}:{m[2]}: {m[3]}"
+                if gutter:
+                    width = len(gutter[1]) + len(gutter[2])
+                    lines[i + 1] = f"{str(lineno).rjust(width)} | {gutter[3]}"
             ln = ln.replace("/virtual/main.c", where)
             if "/virtual/" in ln and "note:" in ln:
                 continue

@@ -111,7 +111,7 @@ def prepare(info: Optional[HeadersInfo] = None) -> HeadersInfo:
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         for half in halves:  # later halves (the arch one) win
-            subprocess.run(["cp", "-rsf", half + "/.", tmp + "/"], check=True)
+            subprocess.run(["cp", "-rsf", half + "/.", tmp + "/"], check=True, timeout=600)
         open(os.path.join(tmp, ".complete"), "w").close()
         shutil.rmtree(info.path, ignore_errors=True)
         os.makedirs(os.path.dirname(info.path), exist_ok=True)

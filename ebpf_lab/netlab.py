@@ -60,7 +60,46 @@ def _default_sigterm_in_child() -> None:
 os.register_at_fork(after_in_child=_default_sigterm_in_child)
 
 
-_POOL: Optional[Any] = None
+#: seconds one netlink call (or namespace helper) may take before the lab gives up on it, with an error
+#: naming the call. Netlink answers in milliseconds; under software emulation on a busy machine, seconds.
+NETLINK_TIMEOUT_S = float(os.environ.get("EBPF_LAB_NETLINK_TIMEOUT_S", "60"))
+
+
+class _NetlinkThread:
+    """One daemon thread that runs every pyroute2 call (see :func:`_nl`).
+
+    A daemon thread, not a ThreadPoolExecutor: an executor's threads are joined
+    at interpreter exit, so one netlink call that never returned would hang the
+    exit of the process (a notebook kernel, a test run) with nothing printed.
+    """
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self.queue: "queue.Queue[Any]" = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="ebl-netlink", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            fut, fn, args, kw = self.queue.get()
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args, **kw))
+            except BaseException as e:  # handed to the caller
+                fut.set_exception(e)
+
+    def submit(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        from concurrent.futures import Future
+
+        fut: Future = Future()
+        self.queue.put((fut, fn, args, kw))
+        return fut
+
+
+_POOL: Optional[_NetlinkThread] = None
 
 
 def _forget_pool_in_child() -> None:
@@ -72,23 +111,37 @@ os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
 def _nl(fn: Any, *args: Any, **kw: Any) -> Any:
-    """Run a pyroute2 call on the lab's netlink thread.
+    """Run a pyroute2 call on the lab's netlink thread, bounded by NETLINK_TIMEOUT_S.
 
     pyroute2 (0.9+) runs an asyncio loop in the calling thread; in Jupyter the
     kernel's own loop already runs there ("This event loop is already
     running"). One dedicated thread does every netlink call instead. At
-    interpreter shutdown (no new threads) the call runs here.
+    interpreter shutdown (no new threads) the call runs here. A call that does
+    not return in time raises LabError naming it; its thread is abandoned (a
+    new one serves later calls) so that one stuck call cannot stall the rest.
     """
     global _POOL
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
 
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(1, thread_name_prefix="ebl-netlink")
-    try:
-        fut = _POOL.submit(fn, *args, **kw)
-    except RuntimeError:  # interpreter shutting down
+    import sys
+
+    if sys.is_finalizing():
         return fn(*args, **kw)
-    return fut.result()
+    if _POOL is None or not _POOL.thread.is_alive():
+        try:
+            _POOL = _NetlinkThread()
+        except RuntimeError:  # interpreter shutting down: no new threads
+            return fn(*args, **kw)
+    fut = _POOL.submit(fn, *args, **kw)
+    try:
+        return fut.result(timeout=NETLINK_TIMEOUT_S)
+    except FutureTimeout:
+        fut.cancel()
+        _POOL = None
+        name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", repr(fn))
+        raise LabError(f"netlink call {name}{tuple(args)!r} did not answer within {NETLINK_TIMEOUT_S:g} s "
+                       "(EBPF_LAB_NETLINK_TIMEOUT_S); the machine may be overloaded, or a kernel netlink "
+                       "request is stuck. Run `ebpf-lab cleanup` to remove what the lab created.") from None
 
 
 class _NetlinkProxy:
@@ -116,11 +169,23 @@ class _NetlinkProxy:
 
 def _pyroute2() -> Any:
     try:
-        from pyroute2 import IPRoute, netns
+        from pyroute2 import IPRoute, config, netns
     except ImportError as e:  # pragma: no cover - declared dependency
         raise FeatureUnavailable("pyroute2", f"building the lab network: pyroute2 is not installed ({e}); "
                                  "run scripts/setup.sh or pip install pyroute2") from None
+    _slow_machine_timeouts(config)
     return IPRoute, netns
+
+
+def _slow_machine_timeouts(config: Any) -> None:
+    """pyroute2 forks a helper to enter a namespace and kills it when it has not answered in 2 s
+    (``default_communicate_timeout``), retrying for 10 s. Forking a notebook kernel (LLVM loaded) under
+    software emulation can take longer than that: the helpers get the lab's netlink bound instead."""
+    bound = max(1, int(NETLINK_TIMEOUT_S))
+    for name, value in (("default_communicate_timeout", max(2, bound // 3)),
+                        ("default_create_socket_timeout", max(10, bound))):
+        if isinstance(getattr(config, name, None), (int, float)) and getattr(config, name) < value:
+            setattr(config, name, value)
 
 
 class LabNetwork:

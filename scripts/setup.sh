@@ -88,12 +88,20 @@ if [ ! -x "$venv/bin/python" ]; then
     say "creating the project venv in $venv"
     "$py" -m venv "$venv"
 fi
+# The versions come from the lock of this Python (lock/pythonX.Y.txt, made from
+# pyproject.toml by `python3 scripts/lock.py`): the same packages on every
+# machine, guest image and VM of that Python. A lock that pyproject.toml has
+# moved away from is refused, naming the command that regenerates it.
+pyver=$("$venv/bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+lock=$("$py" "$here/scripts/lock.py" --check "$pyver" 2>&1) || die "${lock#lock: }"
 stamp="$venv/.ebpf-lab-installed"
-if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ]; then
-    say "installing Python packages into the venv (pyproject.toml)"
+if [ ! -f "$stamp" ] || [ "$here/pyproject.toml" -nt "$stamp" ] || [ "$lock" -nt "$stamp" ] \
+        || [ "$(cat "$stamp" 2>/dev/null)" != "$lock" ]; then
+    say "installing Python packages into the venv (${lock#"$here"/})"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -e "$here[lab,test]"
-    touch "$stamp"
+    "$venv/bin/python" -m pip install -q -r "$lock"
+    "$venv/bin/python" -m pip install -q --no-deps -e "$here"
+    echo "$lock" >"$stamp"
 else
     say "Python packages: up to date"
 fi

@@ -107,6 +107,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.unit)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    import compat  # per-lesson outcomes and hooks of this tier, for docs/compatibility.md
+
+    compat.pytest_configure(config)
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
     for mark in item.iter_markers():
         for check in CHECKS.get(mark.name, []):

@@ -1,19 +1,120 @@
-"""Execute a notebook headless (nbclient) and read its cells by tag — shared by the notebook tests."""
+"""Execute a notebook headless (nbclient) and read its cells by tag — shared by the notebook tests.
+
+Every wait is bounded and named: the kernel must start within ``STARTUP_S``,
+each cell must finish within ``CELL_S`` and the whole notebook within
+``NOTEBOOK_S`` (environment overrides: EBPF_LAB_NB_STARTUP_S, EBPF_LAB_NB_CELL_S,
+EBPF_LAB_NB_TOTAL_S). When one is exceeded the test fails with the cell's tag,
+its source's first line and how long every cell before it took, instead of
+sitting silently. Cell durations of the last run are kept in ``LAST_TIMINGS``
+and written to ``artifacts/notebook-timings.json`` for the CI log.
+"""
+import json
 import os
-from typing import Dict, List
+import time
+from typing import Dict, List, Optional
 
 import nbformat
 from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_notebook(name: str, timeout: int = 600) -> nbformat.NotebookNode:
-    """Run notebooks/NAME top to bottom in its folder; any cell error fails (CellExecutionError)."""
+def _env_s(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name, default))
+    except ValueError:
+        raise ValueError(f"{name}={os.environ[name]!r} is not a number of seconds") from None
+
+
+# A cell of these notebooks takes seconds (all six notebooks ~85 s together on
+# the CI host); under software emulation 5-20x more. The bounds are far above
+# that and far below "sits for ten minutes".
+STARTUP_S = _env_s("EBPF_LAB_NB_STARTUP_S", 120)
+CELL_S = _env_s("EBPF_LAB_NB_CELL_S", 300)
+NOTEBOOK_S = _env_s("EBPF_LAB_NB_TOTAL_S", 900)
+LAST_TIMINGS: Dict[str, List[dict]] = {}
+
+
+class NotebookStalled(AssertionError):
+    """A notebook exceeded one of its bounds; the message names the cell."""
+
+
+def _label(cell: nbformat.NotebookNode, index: int) -> str:
+    tags = cell.get("metadata", {}).get("tags", [])
+    first = next((ln for ln in cell.get("source", "").splitlines() if ln.strip()), "")
+    return f"cell {index} [{', '.join(tags) or 'untagged'}] `{first[:80]}`"
+
+
+def _save_timings(name: str, rows: List[dict]) -> None:
+    LAST_TIMINGS[name] = rows
+    try:
+        os.makedirs(os.path.join(ROOT, "artifacts"), exist_ok=True)
+        path = os.path.join(ROOT, "artifacts", "notebook-timings.json")
+        data = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                data = json.load(f)
+        data[name] = rows
+        with open(path + ".tmp", "w") as f:
+            json.dump(data, f, indent=1)
+        os.replace(path + ".tmp", path)
+    except (OSError, ValueError):
+        pass  # timings are a diagnostic; never fail a run on them
+
+
+def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[float] = None) -> nbformat.NotebookNode:
+    """Run notebooks/NAME top to bottom in its folder; any cell error fails (CellExecutionError).
+
+    ``timeout``: seconds per cell (default CELL_S); ``total``: seconds for the
+    whole notebook (default NOTEBOOK_S). Exceeding either raises NotebookStalled
+    naming the cell that was running.
+    """
+    cell_s = float(timeout if timeout is not None else CELL_S)
+    total_s = float(total if total is not None else NOTEBOOK_S)
     path = os.path.join(ROOT, "notebooks", name)
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": os.path.dirname(path)}}).execute()
+    rows: List[dict] = []
+    t_start = time.monotonic()
+    current: Dict[str, float] = {}
+
+    def on_execute(cell, cell_index, **_kw):
+        spent = time.monotonic() - t_start
+        if spent > total_s:
+            raise NotebookStalled(f"{name}: {spent:.0f} s spent before {_label(cell, cell_index)}, over the "
+                                  f"notebook's bound of {total_s:g} s (EBPF_LAB_NB_TOTAL_S); cells so far: {rows}")
+        current["t"] = time.monotonic()
+        current["i"] = cell_index
+
+    def on_executed(cell, cell_index, **_kw):
+        rows.append({"cell": cell_index, "tags": cell.get("metadata", {}).get("tags", []),
+                     "seconds": round(time.monotonic() - current.get("t", t_start), 2)})
+
+    client = NotebookClient(
+        nb, timeout=cell_s, startup_timeout=int(STARTUP_S), kernel_name="python3",
+        # a kernel that does not stop when asked is killed, not waited for
+        shutdown_kernel="immediate",
+        # the cell's outputs must arrive with its reply: a silent iopub is an error, not a pass
+        iopub_timeout=30, raise_on_iopub_timeout=True,
+        on_cell_execute=on_execute, on_cell_executed=on_executed,
+        resources={"metadata": {"path": os.path.dirname(path)}})
+    try:
+        client.execute()
+    except CellTimeoutError as e:
+        i = int(current.get("i", -1))
+        where = _label(nb.cells[i], i) if 0 <= i < len(nb.cells) else "a cell"
+        raise NotebookStalled(f"{name}: {where} ran longer than {cell_s:g} s (EBPF_LAB_NB_CELL_S) and was "
+                              f"stopped; earlier cells took: {rows}\n{e}") from None
+    except DeadKernelError as e:
+        raise NotebookStalled(f"{name}: the kernel died or did not start within {STARTUP_S:g} s "
+                              f"(EBPF_LAB_NB_STARTUP_S): {e}") from None
+    except RuntimeError as e:
+        if "Kernel didn't respond" in str(e) or "kernel" in str(e).lower() and "start" in str(e).lower():
+            raise NotebookStalled(f"{name}: the kernel did not start within {STARTUP_S:g} s "
+                                  f"(EBPF_LAB_NB_STARTUP_S): {e}") from None
+        raise
+    finally:
+        _save_timings(name, rows + [{"cell": "total", "seconds": round(time.monotonic() - t_start, 2)}])
     return nb
 
 

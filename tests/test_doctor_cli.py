@@ -28,8 +28,8 @@ def doc():
     return doctor()
 
 
-EXPECTED = ["kernel version", "root / capabilities", "bpf() syscall", "BPF JIT", "BTF", "tracefs", "debugfs",
-            "bpffs", "kernel headers", "bcc", "clang", "llc", "tc", "bpftool", "bpftrace", "kprobe", "kretprobe",
+EXPECTED = ["kernel version", "architecture", "root / capabilities", "bpf() syscall", "BPF JIT", "BTF", "tracefs", "debugfs",
+            "bpffs", "kernel headers", "bcc", "bcc compiles here", "clang", "llc", "tc", "bpftool", "bpftrace", "kprobe", "kretprobe",
             "tracepoint", "raw tracepoint", "uprobe", "uretprobe", "perf buffer", "ring buffer", "TC (sched_cls)",
             "XDP", "fentry"]
 
@@ -166,3 +166,33 @@ def test_cleanup_command_after_reaper_also_died(tmp_path):
     r = cli("cleanup")
     assert f"netns name={name}" in r.stdout
     assert not os.path.exists(f"/run/netns/{name}")
+
+
+def test_a_non_x86_machine_is_named_with_what_to_do():
+    from ebpf_lab.diagnose import _arch_row
+
+    assert _arch_row("x86_64")["ok"]
+    row = _arch_row("aarch64")
+    assert not row["ok"] and row["status"] == "warn"
+    assert "aarch64: not x86-64" in row["detail"] and "_ringbuf.py" in row["detail"] and "x86-64" in row["fix"]
+
+
+@pytest.mark.parametrize("bcc_ver, kernel, known", [("0.18.0", "5.15.0-91-generic", True),
+                                                     ("0.26.0", "6.1.0-27-amd64", False)])
+def test_a_bcc_that_cannot_compile_is_named(monkeypatch, bcc_ver, kernel, known):
+    """The canary compile runs in a child; when it fails, a known-broken bcc/kernel pair is named as such."""
+    from ebpf_lab import diagnose
+
+    monkeypatch.setattr(diagnose.sys, "executable", "/bin/false")  # a child that fails like a broken bcc
+    row = diagnose._canary_row(bcc_ver, kernel=kernel, timeout=30)
+    assert not row["ok"] and row["check"] == "bcc compiles here" and f"bcc {bcc_ver}" in row["detail"]
+    assert ("known broken" in row["fix"] and "#3993" in row["fix"]) == known
+    assert "vagrant up" in row["fix"]
+
+
+def test_the_canary_compiles_with_this_machines_bcc():
+    from ebpf_lab import diagnose
+    from ebpf_lab._bcc import bcc_version
+
+    row = diagnose._canary_row(bcc_version())
+    assert row["ok"], row

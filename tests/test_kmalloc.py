@@ -150,6 +150,16 @@ def test_only_pid_filter():
     assert (df.pid == 1).all()
 
 
+def test_clang_15_and_later_quoted_lines_map_to_the_learners_line():
+    """clang 15+ quotes the offending line behind a gutter ("   12 | code"); the line is still the learner's."""
+    lab = KmallocLesson(program_text="int on_kmalloc(struct tracepoint__kmem__kmalloc *args)\n{\n    return args->no_such_field;\n}\n")
+    log = ("/virtual/main.c:12:18: error: no member named 'no_such_field' in 'struct tracepoint__kmem__kmalloc'\n"
+           "   12 |     return args->no_such_field;\n      |            ~~~~  ^\n1 error generated.")
+    text = lab._explain_compile(log)
+    assert text.startswith("your program:3:18: error: no member named 'no_such_field'")
+    assert "    3 |     return args->no_such_field;" in text and "12 |" not in text
+
+
 def test_learner_c_that_does_not_compile_points_at_the_line(no_bpf_leak):
     bad = "int on_kmalloc(struct tracepoint__kmem__kmalloc *args)\n{\n    return args->no_such_field;\n}\n"
     with pytest.raises(CompileError) as e:

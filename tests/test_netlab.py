@@ -12,7 +12,7 @@ import time
 import pytest
 
 from ebpf_lab import _registry
-from ebpf_lab.errors import LabParameterError
+from ebpf_lab.errors import LabError, LabParameterError
 from ebpf_lab.netlab import LabNetwork, cleanup_orphans, lab_objects
 from labtest import processes
 
@@ -170,3 +170,25 @@ def test_missing_ip_tool_is_named_and_changes_nothing(monkeypatch, tmp_path):
     assert e.value.feature == "ip" and "nothing was changed" in str(e.value)
     monkeypatch.undo()
     assert [o for o in set(lab_objects()) - set(before) if f"ebl-{os.getpid()}-" in o] == []
+
+
+def test_a_netlink_call_that_never_answers_is_bounded_and_named(monkeypatch):
+    """A stuck netlink call fails with an error naming it, and does not stall the calls after it."""
+    import threading
+
+    from ebpf_lab import netlab
+
+    monkeypatch.setattr(netlab, "NETLINK_TIMEOUT_S", 0.5)
+    release = threading.Event()
+
+    def stuck_netlink_request():
+        release.wait(60)
+
+    try:
+        with pytest.raises(LabError) as e:
+            netlab._nl(stuck_netlink_request)
+        assert "stuck_netlink_request" in str(e.value) and "did not answer within 0.5 s" in str(e.value)
+        assert "EBPF_LAB_NETLINK_TIMEOUT_S" in str(e.value)
+        assert netlab._nl(lambda: 42) == 42  # a fresh thread serves the next call
+    finally:
+        release.set()

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from ebpf_lab.errors import AttachError, FeatureUnavailable, LabParameterError
-from ebpf_lab.lessons.tc_classifier import (FIX_DECLARATION, OVERHEAD, TcClassifierLesson, TutorialTC, craft_frame,
-                                            default_payloads, fix_diff, fixed_source)
+from ebpf_lab.lessons.tc_classifier import (FIX_DECLARATION, OVERHEAD, TcClassifierLesson, TutorialTC,
+                                            clang_rejects_implicit_declarations, craft_frame, default_payloads,
+                                            fix_diff, fixed_source)
 from ebpf_lab.netlab import lab_objects
 from labtest import processes
 
@@ -67,15 +68,23 @@ def test_boundary_pings_equal_headers_equal_test_run(lab_net, limit, no_bpf_leak
 
 
 def test_tutorial_pipeline_and_tc_commands(lab_net):
+    refuses = clang_rejects_implicit_declarations()  # clang >= 16: asked, not inferred from a version
     with TutorialTC(lab_net) as t:
         built = t.build()
-        assert built.ok and "implicit declaration of function 'process_packet'" in built.stderr
         assert "clang -O2 -emit-llvm -c" in built.command and "llc -march=bpf -mcpu=probe -filetype=obj" in built.command
+        assert "-Wimplicit-function-declaration" in built.stderr and "'process_packet'" in built.stderr
+        if refuses:  # clang's real error, shown, not raised
+            assert not built.ok and "error:" in built.stderr and not os.path.exists(t.obj)
+        else:
+            assert built.ok and "warning: implicit declaration of function 'process_packet'" in built.stderr
         strict = t.build(strict=True)  # what clang >= 16 does by default
-        assert not strict.ok and "error: implicit declaration of function 'process_packet'" in strict.stderr
+        assert not strict.ok and "error:" in strict.stderr and "'process_packet'" in strict.stderr
+        assert not os.path.exists(t.obj), "a failed build left an (empty) foo.o that tc could attach"
         fixed = t.build(fixed=True, strict=True)
         assert fixed.ok and "implicit" not in fixed.stderr
-        t.build()  # back to the tutorial's own object
+        runnable = t.build_runnable()  # the tutorial's own object, or its fix where clang refuses it
+        assert [r.ok for r in runnable] == ([False, True] if refuses else [True]) and os.path.exists(t.obj)
+        assert t.built_from == ("tc_classifier_fixed.bpf.c" if refuses else "tc_classifier.bpf.c")
         add = t.attach()
         assert [r.ok for r in add] == [True, True]
         assert add[1].command.endswith("ingress bpf direct-action obj " + t.obj + " sec test")
@@ -136,7 +145,7 @@ def test_foreign_clsact_is_refused_and_kept(lab_net):
         lab.attach()
     assert "already has a clsact qdisc" in str(e.value) and "Nothing was changed" in str(e.value)
     with TutorialTC(lab_net) as t:
-        t.build()
+        t.build_runnable()
         with pytest.raises(AttachError):
             t.attach()
     assert "clsact" in lab_net.qdiscs("rcv")

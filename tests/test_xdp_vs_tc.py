@@ -117,19 +117,29 @@ def test_cli_run_writes_hooks_csv(tmp_path):
 
 def test_sigkill_mid_measurement_leaves_nothing():
     """Killed while trafgen runs: trafgen stops by itself (timeout), the reaper removes the namespaces."""
-    p = subprocess.Popen([PY, "-m", "ebpf_lab", "run", "xdp-vs-tc", "--set", "hooks=tc,xdp-generic", "--set", "seconds=3",
+    # 10 s of traffic per hook (the longest measurement): it is killed long before, but trafgen stays
+    # up long enough to be seen however slowly this machine scans /proc.
+    p = subprocess.Popen([PY, "-m", "ebpf_lab", "run", "xdp-vs-tc", "--set", "hooks=tc,xdp-generic", "--set", "seconds=10",
                           "--set", "repeats=1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     mine = lambda: [o for o in lab_objects() if f"ebl-{p.pid}-" in o]  # noqa: E731
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not mine():
+    # Starting takes seconds here and minutes under software emulation (imports, bcc compiling):
+    # wait for the network as long as the run is alive, within a generous bound.
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and not mine() and p.poll() is None:
         time.sleep(0.05)
-    assert mine()
+    if not mine():
+        p.kill()
+        _, err = p.communicate(timeout=60)
+        pytest.fail(f"the run never built its network (exit status {p.returncode}):\n{err.decode(errors='replace')[-2000:]}")
     snd = next(o.split()[1] for o in mine() if o.endswith("-snd"))
     inode = _netns_inode(snd)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _trafgens(inode):
+    while time.monotonic() < deadline and not _trafgens(inode) and p.poll() is None:
         time.sleep(0.05)
-    assert _trafgens(inode), "trafgen never started"
+    if not _trafgens(inode):
+        p.kill()
+        _, err = p.communicate(timeout=60)
+        pytest.fail(f"trafgen never started (the run exited with {p.returncode}):\n{err.decode(errors='replace')[-2000:]}")
     p.kill()
     p.wait()
     deadline = time.monotonic() + 15
@@ -142,7 +152,10 @@ def test_keyboard_interrupt_mid_measurement_in_process(lab_net):
     """A real SIGINT while trafgen runs with a hook attached: trafgen killed, hook removed, lesson detached."""
     import threading
 
-    lab = XdpVsTcLesson(net=lab_net, hooks="tc", seconds=5)
+    # 10 s of traffic (the longest a measurement may be), interrupted after 1 s: the interrupt must
+    # cut the measurement short. Checked against the measurement's own length, not a wall-clock
+    # quota: under software emulation stopping trafgen and detaching take seconds.
+    lab = XdpVsTcLesson(net=lab_net, hooks="tc", seconds=10)
     lab.compile()
     lab.load()
     lab.attach()

@@ -1,17 +1,26 @@
 #!/usr/bin/env bash
-# Build, or reuse, the guest-kernel tier's image: Debian bookworm with its
+# Build, or reuse, the guest-kernel tier's image: a Debian release with its
 # stock kernel (which has kprobes, unlike some hosts'), the matching headers,
-# bcc, clang, and a venv with the project's Python dependencies. Used by
+# that release's own bcc, clang, bpftrace and Python, and a venv with the
+# project's locked Python dependencies for that Python. Used by
 # vm/run-guest.sh; booted under QEMU by tests/guest/.
 #
-#   sudo vm/image.sh            build if needed; print the image folder on stdout
-#   sudo vm/image.sh --hash     print the recipe hash and exit
+#   sudo vm/image.sh [--suite S]          build if needed; print the image folder on stdout
+#   sudo vm/image.sh [--suite S] --hash   print the recipe hash and exit
 #
-# The image lives in $EBPF_LAB_GUEST_CACHE (default /var/cache/ebpf-lab/guest)
+# Suites (one recipe for all; EBPF_LAB_GUEST_SUITE=S is the same as --suite S):
+#   bookworm   Debian 12, kernel 6.1, bcc 0.26, clang 14, Python 3.11  (default)
+#   trixie     Debian 13, kernel 6.12, bcc 0.31, clang 19, Python 3.13
+#   bullseye   Debian 11, kernel 5.10, bcc 0.18, clang 11, Python 3.9
+#
+# The bookworm image lives in $EBPF_LAB_GUEST_CACHE (default
+# /var/cache/ebpf-lab/guest), every other suite's in a folder of its own,
+# $EBPF_LAB_GUEST_CACHE-<suite> (e.g. /var/cache/ebpf-lab/guest-trixie), so
+# that pruning one suite's old images never touches another's. Each is kept
 # under a hash of the recipe: this script, vm/guest-packages.txt,
-# vm/guest-init.sh and the Python requirements taken from pyproject.toml
-# ([project] dependencies + the "test" extra; the requirement strings, not the
-# whole file, so that unrelated pyproject edits do not rebuild the image).
+# vm/guest-init.sh, the suite and the lock file of the suite's Python
+# (lock/pythonX.Y.txt, made from pyproject.toml by `python3 scripts/lock.py`;
+# a lock that pyproject.toml has moved away from is refused).
 # A changed recipe builds a new image; an unchanged one is reused. The build
 # runs in <hash>.tmp.<pid>/ and is renamed into place only when complete.
 # Progress goes to stderr, the full log to build.log in the image folder.
@@ -22,11 +31,20 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
-cache=${EBPF_LAB_GUEST_CACHE:-/var/cache/ebpf-lab/guest}
 mirror=${EBPF_LAB_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 security_mirror=${EBPF_LAB_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
-suite=bookworm
-guest_python=3.11   # bookworm's python3: the wheels are chosen for it
+suite=${EBPF_LAB_GUEST_SUITE:-bookworm}
+if [ "${1:-}" = "--suite" ]; then suite=${2:?--suite needs a name}; shift 2; fi
+# Each suite's python3 (the wheels are chosen for it) and glibc (their manylinux tags).
+case "$suite" in
+    bookworm) guest_python=3.11; glibc_minor=36 ;;
+    trixie)   guest_python=3.13; glibc_minor=41 ;;
+    bullseye) guest_python=3.9;  glibc_minor=31 ;;
+    *) printf '[image] error: unknown suite %s (bullseye, bookworm or trixie)\n' "$suite" >&2; exit 2 ;;
+esac
+export EBPF_LAB_GUEST_SUITE=$suite   # the --stage-rootfs re-run below sees the same suite
+base_cache=${EBPF_LAB_GUEST_CACHE:-/var/cache/ebpf-lab/guest}
+if [ "$suite" = bookworm ]; then cache=$base_cache; else cache=$base_cache-$suite; fi
 keep_images=2       # finished images kept in the cache (newest first)
 
 export EBPF_LAB_IMAGE_T0=${EBPF_LAB_IMAGE_T0:-$(date +%s)}
@@ -37,18 +55,22 @@ die() { printf '[image] error: %s\n' "$*" >&2; exit 1; }
 host_py=/usr/bin/python3
 [ -x "$repo/.venv/bin/python" ] && host_py=$repo/.venv/bin/python
 
-requirements() {  # the project's runtime + test requirements, one per line
-    "$host_py" - "$repo/pyproject.toml" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    project = tomllib.load(f)["project"]
-reqs = list(project.get("dependencies", []))
-reqs += project.get("optional-dependencies", {}).get("test", [])
-print("\n".join(reqs))
-PY
+# The locked requirements of the guest's Python (the same versions setup.sh installs on a
+# machine with that Python); dies naming the regenerating command when the lock is stale.
+lock_file() {
+    local out
+    out=$(/usr/bin/python3 "$repo/scripts/lock.py" --check "$guest_python" 2>&1) \
+        || die "${out#lock: }"
+    echo "$out"
 }
+requirements() { grep -E '^[A-Za-z0-9]' "${lock:-$(lock_file)}"; }
 
-packages() { sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-packages.txt" | tr -s ' \t' '\n\n' | sed '/^$/d'; }
+# vm/guest-packages.txt, minus what a suite does not package: bullseye has no
+# bpftool package (it came with bookworm).
+packages() {
+    sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-packages.txt" | tr -s ' \t' '\n\n' | sed '/^$/d' \
+        | if [ "$suite" = bullseye ]; then grep -vx bpftool; else cat; fi
+}
 
 recipe_hash() {
     {
@@ -124,7 +146,7 @@ EOF
 
     say "venv /opt/ebpf-lab/venv with the project's requirements (offline)"
     chr python3 -m venv /opt/ebpf-lab/venv >>"$log" 2>&1 || die "python3 -m venv failed; see $log"
-    chr /opt/ebpf-lab/venv/bin/python -m pip install --no-cache-dir --no-index \
+    chr /opt/ebpf-lab/venv/bin/python -m pip install --no-cache-dir --no-index --no-deps \
         --find-links /var/tmp/wheels -r /var/tmp/wheels/requirements.txt >>"$log" 2>&1 \
         || die "pip install in the chroot failed; see $log"
     # bcc is the OS's (python3-bpfcc); expose just that package to the venv.
@@ -139,8 +161,11 @@ EOF
     [ -e "$rootfs/lib/modules/$kver/build/Makefile" ] || die "no headers for $kver in the image (linux-headers-amd64 and linux-image-amd64 out of step?)"
     [ -s "$rootfs/boot/initrd.img-$kver" ] || die "no initrd for $kver"
     inird=$(chr lsinitramfs "/boot/initrd.img-$kver")
+    # A module is either in the initrd or built into the kernel (trixie's 6.12 builds virtio_pci in).
     for m in virtio_pci virtio_blk ext4 9p 9pnet_virtio; do
-        grep -q "/$m\.ko" <<<"$inird" || die "module $m is missing from the initrd"
+        grep -q "/$m\.ko" <<<"$inird" \
+            || grep -q "/$m\.ko" "$rootfs/lib/modules/$kver/modules.builtin" 2>/dev/null \
+            || die "module $m is neither in the initrd nor built into the kernel"
     done
     chr /opt/ebpf-lab/venv/bin/python -c 'import sys; sys.path.append("/opt/ebpf-lab/bccpath"); import bcc, pytest, numpy; print("bcc", bcc.__file__)' \
         >>"$log" 2>&1 || die "the guest venv cannot import bcc/pytest/numpy; see $log"
@@ -149,6 +174,7 @@ EOF
     cp "$rootfs/boot/initrd.img-$kver" "$tmp/initrd.img"
     {
         echo "kernel $kver"
+        echo "suite $suite"
         chr dpkg-query -W -f='${Package} ${Version}\n' "linux-image-$kver" "linux-headers-$kver" python3-bpfcc clang bpftrace python3
         chr /opt/ebpf-lab/venv/bin/python -m pip freeze
     } >"$tmp/manifest.txt"
@@ -160,9 +186,10 @@ EOF
 fi
 
 # ---------------------------------------------------------------- main
+lock=$(lock_file)   # dies here, naming `python3 scripts/lock.py`, when the lock is stale
 hash=$(recipe_hash)
 [ "${1:-}" = "--hash" ] && { echo "$hash"; exit 0; }
-[ $# -eq 0 ] || die "unknown option '$1' (usage: vm/image.sh [--hash])"
+[ $# -eq 0 ] || die "unknown option '$1' (usage: vm/image.sh [--suite S] [--hash])"
 
 final=$cache/$hash
 if [ -f "$final/ok" ]; then
@@ -193,8 +220,15 @@ done
 tmp=$cache/$hash.tmp.$$
 mkdir -p "$tmp"
 log=$tmp/build.log
+stage_pid=
 on_exit() {
     local rc=$?
+    if [ -n "$stage_pid" ] && kill -0 "$stage_pid" 2>/dev/null; then
+        kill -TERM -- "-$stage_pid" 2>/dev/null || true   # its process group: apt, dpkg in the chroot
+        for _ in 1 2 3; do kill -0 "$stage_pid" 2>/dev/null || break; sleep 1; done
+        kill -KILL -- "-$stage_pid" 2>/dev/null || true
+        wait "$stage_pid" 2>/dev/null || true
+    fi
     if [ "$rc" != 0 ] && [ -d "$tmp" ]; then
         cp "$log" "$cache/$hash.failed.log" 2>/dev/null || true
         say "build failed; log kept in $cache/$hash.failed.log"
@@ -205,22 +239,27 @@ trap on_exit EXIT
 trap 'exit 143' INT TERM HUP   # so that on_exit runs when the build is stopped
 say "building the guest image $hash in $tmp (log: $log)"
 
-# 1. wheels on the host, for the guest's Python (bookworm: CPython 3.11).
+# 1. wheels on the host, for the guest's Python (bookworm: CPython 3.11), at the lock's versions.
 mkdir -p "$tmp/wheels"
 requirements >"$tmp/wheels/requirements.txt"
-say "pip download: $(paste -sd' ' "$tmp/wheels/requirements.txt")"
-# pip expands only manylinux2014/2010 to older tags: list glibc 2.36 (bookworm) .. 2.17.
-plats=(); for n in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${n}_x86_64"); done
-"$host_py" -m pip download --quiet --dest "$tmp/wheels" --only-binary=:all: \
+say "pip download: the $(wc -l <"$tmp/wheels/requirements.txt") packages of ${lock#"$repo"/} for CPython $guest_python"
+# pip expands only manylinux2014/2010 to older tags: list the suite's glibc .. 2.17.
+plats=(); for n in $(seq "$glibc_minor" -1 17); do plats+=(--platform "manylinux_2_${n}_x86_64"); done
+"$host_py" -m pip download --quiet --no-deps --dest "$tmp/wheels" --only-binary=:all: \
     --python-version "$guest_python" --implementation cp --abi "cp${guest_python/./}" \
-    "${plats[@]}" --platform manylinux2014_x86_64 \
+    "${plats[@]}" --platform manylinux2014_x86_64 --platform any \
     -r "$tmp/wheels/requirements.txt" >>"$log" 2>&1 \
     || die "pip download failed; see $log"
 
 # 2. the root filesystem, in a private mount namespace.
 mkdir -p "$tmp/rootfs/var/tmp"
 mv "$tmp/wheels" "$tmp/rootfs/var/tmp/wheels"
-unshare --mount --propagation private -- "$here/image.sh" --stage-rootfs "$tmp"
+# In the background and waited for, so that the INT/TERM trap runs at once and
+# stops the stage (apt in the chroot) with everything it started.
+setsid unshare --mount --propagation private -- "$here/image.sh" --stage-rootfs "$tmp" &
+stage_pid=$!
+wait "$stage_pid" || die "building the root filesystem failed; see $log"
+stage_pid=
 
 # 3. the ext4 image, made from the folder (no loop mount).
 used_mb=$(du -sm --one-file-system "$tmp/rootfs" | cut -f1)

@@ -2,10 +2,12 @@
 # Boot the guest-kernel tier's image (vm/image.sh; built if needed) under QEMU
 # software emulation and run one command in it, over this checkout.
 #
-#   sudo vm/run-guest.sh [--timeout SECONDS] [--results DIR] [--image DIR] -- COMMAND [ARGS...]
+#   sudo vm/run-guest.sh [--suite S] [--timeout SECONDS] [--results DIR] [--image DIR] -- COMMAND [ARGS...]
 #
-# --image boots a given image folder (from vm/image.sh) instead of building or
-# reusing the one of the current recipe.
+# --suite boots that Debian release's image (bookworm, the default; trixie;
+# bullseye: see vm/image.sh); EBPF_LAB_GUEST_SUITE=S does the same. --image
+# boots a given image folder (from vm/image.sh) instead of building or reusing
+# the one of the current recipe.
 #
 # In the guest, COMMAND runs as root in /mnt/ebpflab, a writable overlay of
 # this checkout (shared read-only over 9p, tag "ebpflab"), with the image's
@@ -34,11 +36,12 @@ while [ $# -gt 0 ]; do
         --timeout) timeout_s=$2; shift 2 ;;
         --results) results=$2; shift 2 ;;
         --image) image=$2; shift 2 ;;
+        --suite) export EBPF_LAB_GUEST_SUITE=$2; shift 2 ;;
         --) shift; break ;;
         *) break ;;
     esac
 done
-[ $# -gt 0 ] || { echo "usage: vm/run-guest.sh [--timeout S] [--results DIR] [--image DIR] -- COMMAND [ARGS...]" >&2; exit 2; }
+[ $# -gt 0 ] || { echo "usage: vm/run-guest.sh [--suite S] [--timeout S] [--results DIR] [--image DIR] -- COMMAND [ARGS...]" >&2; exit 2; }
 command -v qemu-system-x86_64 >/dev/null \
     || { echo "run-guest: qemu-system-x86_64 is not installed (sudo scripts/setup.sh --test)" >&2; exit 2; }
 

@@ -152,28 +152,28 @@ UNIT
 }
 
 # The Python side of the seed: wheels for the box's CPython (bookworm: 3.11)
-# of everything `pip install -e .[lab,test]` resolves, downloaded on the host
-# and offered to pip in the box through /etc/pip.conf (find-links, no index).
-# Under software emulation pip spends minutes parsing PyPI's index pages;
-# this keeps the real `pip install` of scripts/setup.sh, minus the network.
+# at exactly the versions of its lock (lock/python3.11.txt, what setup.sh
+# installs there), plus the build requirements of the editable install,
+# downloaded on the host and offered to pip in the box through /etc/pip.conf
+# (find-links, no index). Under software emulation pip spends minutes parsing
+# PyPI's index pages; this keeps the real `pip install` of scripts/setup.sh,
+# minus the network.
 seed_wheels() {
-    local r=$1 wheels=$1/var/cache/ebpf-lab/wheels py=/usr/bin/python3 plats=() n
+    local r=$1 wheels=$1/var/cache/ebpf-lab/wheels py=/usr/bin/python3 plats=() n lock
     [ -x "$here/.venv/bin/python" ] && py=$here/.venv/bin/python
     mkdir -p "$wheels"
-    "$py" - "$here/pyproject.toml" > "$wheels/requirements.txt" <<'PY'
+    lock=$(/usr/bin/python3 "$here/scripts/lock.py" --check 3.11 2>&1) || die "${lock#lock: }"
+    grep -E '^[A-Za-z0-9]' "$lock" > "$wheels/requirements.txt"
+    "$py" - "$here/pyproject.toml" >> "$wheels/requirements.txt" <<'PY'
 import sys, tomllib
 with open(sys.argv[1], "rb") as f:
     doc = tomllib.load(f)
-p = doc["project"]
-reqs = list(p["dependencies"])
-for extra in ("lab", "test"):
-    reqs += p.get("optional-dependencies", {}).get(extra, [])
-reqs += doc.get("build-system", {}).get("requires", [])
+reqs = list(doc.get("build-system", {}).get("requires", []))
 reqs += ["pip", "wheel"]
 print("\n".join(reqs))
 PY
     for n in $(seq 36 -1 17); do plats+=(--platform "manylinux_2_${n}_x86_64"); done
-    say "pre-seeding wheels: $(paste -sd' ' "$wheels/requirements.txt")"
+    say "pre-seeding wheels: the ${lock#"$here"/} versions + build requirements ($(wc -l <"$wheels/requirements.txt") lines)"
     "$py" -m pip download --quiet --dest "$wheels" --only-binary=:all: \
         --python-version 3.11 --implementation cp --abi cp311 \
         "${plats[@]}" --platform manylinux2014_x86_64 --platform any \
@@ -211,6 +211,7 @@ stage_pack() {
 
 recipe_key() {
     cat "$here/vm/vagrant-box.sh" "$here/vm/image.sh" "$here/scripts/setup.sh" "$here/pyproject.toml" \
+        "$here/lock/python3.11.txt" \
         | sha256sum | cut -c1-12
 }
 

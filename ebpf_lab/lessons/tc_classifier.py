@@ -15,9 +15,11 @@ pass/drop counters in a map).
 """
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import struct
+import subprocess
 import tempfile
 import time
 from typing import Any, Callable, ClassVar, Dict, Iterable, List, Optional, Sequence
@@ -76,6 +78,32 @@ def craft_frame(frame_bytes: int) -> bytes:
     icmp = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 1) + bytes(payload)
     icmp = icmp[:2] + struct.pack("!H", _checksum(icmp)) + icmp[4:]
     return (eth + ip + icmp)[:frame_bytes]
+
+
+#: the warning (clang <= 15) / error (clang >= 16) flag of a call to an undeclared function
+IMPLICIT_DECL_FLAG = "-Wimplicit-function-declaration"
+FIXED_PROGRAM = "tc_classifier_fixed.bpf.c"
+
+
+@functools.lru_cache(maxsize=None)
+def clang_rejects_implicit_declarations() -> bool:
+    """Whether this machine's clang refuses a call to an undeclared function by default.
+
+    Decided by asking clang, not by its version number: clang 16 and newer make
+    ``-Wimplicit-function-declaration`` an error in C99 and later (the
+    tutorial's file then fails to build as printed); clang 15 and older warn.
+    """
+    import shutil
+
+    clang = shutil.which("clang")
+    if clang is None:
+        return False
+    try:
+        r = subprocess.run([clang, "-fsyntax-only", "-x", "c", "-"], input="int f(void) { return g(); }\n",
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return r.returncode != 0 and IMPLICIT_DECL_FLAG in r.stderr
 
 
 def _checksum(b: bytes) -> int:
@@ -150,8 +178,10 @@ class TutorialTC:
         what clang 16 and newer do by default: the tutorial's file then fails.
         ``fixed=True`` builds :func:`fixed_source` instead (written to
         ``tc_classifier_fixed.bpf.c`` in this object's folder first).
-        Raises CompileError when the pipeline fails (unless ``strict``, where
-        failing is the lesson).
+        A failure that is exactly that error (with ``strict``, or with a clang
+        that refuses implicit declarations by default) is returned, not raised:
+        failing is the lesson, and ``ok`` is False. Any other failure raises
+        CompileError.
         """
         require_tools("clang", "llc", doing="building the tutorial's classifier")
         if fixed or source == "tc_classifier_fixed.bpf.c":  # the old file name, until every notebook says fixed=True
@@ -166,9 +196,31 @@ class TutorialTC:
         if os.path.exists(self.obj):
             os.unlink(self.obj)
         r = self._keep(run_shell([cmd], shell_pipeline=True, timeout=120))
-        if not r.ok and not strict:
+        if not r.ok and os.path.exists(self.obj):
+            # clang failed, yet llc turned its empty output into an empty foo.o: never leave that to attach
+            os.unlink(self.obj)
+        if not r.ok and not strict and IMPLICIT_DECL_FLAG not in r.stderr:
             raise CompileError(f"building {os.path.basename(src)} with the tutorial's clang | llc pipeline failed", r.output)
         return r
+
+    def build_runnable(self) -> List[CommandResult]:
+        """Build the object the next steps attach: the tutorial's file as printed when this clang accepts it,
+        otherwise (clang 16+: an undeclared function is an error) its one-line fix, ``tc_classifier_fixed.bpf.c``.
+
+        Returns the builds it ran, the refused one first (``built_from`` names the
+        file foo.o now comes from); raises CompileError when neither builds.
+        """
+        first = self.build()
+        self.built_from = self.tutorial_source
+        if first.ok:
+            return [first]
+        fixed = self.build(FIXED_PROGRAM)
+        if not fixed.ok:
+            raise CompileError(f"building {FIXED_PROGRAM} with the tutorial's clang | llc pipeline failed", fixed.output)
+        self.built_from = FIXED_PROGRAM
+        return [first, fixed]
+
+    tutorial_source = "tc_classifier.bpf.c"
 
     def sections(self) -> CommandResult:
         """The object's ELF sections (``llvm-objdump -h``): the code sits in section ``test``."""

@@ -503,7 +503,7 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         proc.kill()
-    proc.wait()
+    proc.wait(timeout=30)  # SIGKILL: only an unkillable (D-state) process outlives this
 
 
 # ------------------------------------------------------------- results

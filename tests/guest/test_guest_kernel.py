@@ -10,6 +10,8 @@ test at all — a test that ran nowhere is a failure, not a pass.
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import signal
 import subprocess
 import time
@@ -24,8 +26,14 @@ IMAGE_SH = ROOT / "vm" / "image.sh"
 RUN_GUEST = ROOT / "vm" / "run-guest.sh"
 
 # What the guest runs: pytest arguments, relative to the checkout. Extend the
-# selection here (e.g. the notebook tests of lessons 01 and 03).
-GUEST_PYTEST_ARGS = ["-m", "kprobes"]
+# selection here (e.g. the notebook tests of lessons 01 and 03), or for one run
+# with EBPF_LAB_GUEST_PYTEST_ARGS (shell words, e.g. "-k 'not notebook'
+# tests/test_tc_classifier.py").
+GUEST_PYTEST_ARGS = (shlex.split(os.environ["EBPF_LAB_GUEST_PYTEST_ARGS"])
+                     if os.environ.get("EBPF_LAB_GUEST_PYTEST_ARGS") else ["-m", "kprobes"])
+# Which Debian release the guest boots, with its own kernel, bcc, clang, bpftrace
+# and Python (vm/image.sh --suite): bookworm unless EBPF_LAB_GUEST_SUITE says otherwise.
+GUEST_SUITE = os.environ.get("EBPF_LAB_GUEST_SUITE", "bookworm")
 # Budget: the whole tier, image build included, stays within TIER_BUDGET_S.
 # Measured on 2 vCPUs: image 3.2 min idle (7.4 min with other tiers running),
 # instant when cached; boot ~25 s; the kprobes selection (lessons 01/03, their
@@ -87,16 +95,21 @@ def test_guest_kernel_tier(tmp_path, tier_report):
     if os.environ.get("EBPF_LAB_GUEST"):
         pytest.skip("guest: already inside the guest kernel")
 
-    rc, out, build_s = _run(["bash", str(IMAGE_SH)], IMAGE_TIMEOUT_S)
+    rc, out, build_s = _run(["bash", str(IMAGE_SH), "--suite", GUEST_SUITE], IMAGE_TIMEOUT_S)
     assert rc == 0, f"building the guest image failed (vm/image.sh, {build_s:.0f} s):\n{_tail(out)}"
     image = Path(out.strip().splitlines()[-1])
 
     guest_timeout = max(MIN_GUEST_TIMEOUT_S, int(TIER_BUDGET_S - build_s))
+    if os.environ.get("EBPF_LAB_GUEST_TIMEOUT_S"):  # a larger selection than the tier's own, for one run
+        guest_timeout = int(os.environ["EBPF_LAB_GUEST_TIMEOUT_S"])
     results = tmp_path / "results"
     ci = os.environ.get("CI", "")
-    guest_cmd = ["env", f"CI={ci}", "python", "-m", "pytest", *GUEST_PYTEST_ARGS,
+    # the guest's per-lesson record for docs/compatibility.md goes to the results share (tests/compat.py)
+    guest_cmd = ["env", f"CI={ci}", f"EBPF_LAB_GUEST_SUITE={GUEST_SUITE}", f"EBPF_LAB_COMPAT_DIR={GUEST_RESULTS}/compat",
+                 "python", "-m", "pytest", *GUEST_PYTEST_ARGS,
                  f"--junitxml={GUEST_RESULTS}/junit.xml", "-p", "no:cacheprovider", "-v", "-rA"]
-    rc, out, run_s = _run(["bash", str(RUN_GUEST), "--timeout", str(guest_timeout),
+    rc, out, run_s = _run(["bash", str(RUN_GUEST), "--suite", GUEST_SUITE, "--image", str(image),
+                           "--timeout", str(guest_timeout),
                            "--results", str(results), "--", *guest_cmd],
                           guest_timeout + 60)
 
@@ -105,6 +118,10 @@ def test_guest_kernel_tier(tmp_path, tier_report):
         return p.read_text(errors="replace") if p.exists() else ""
 
     guest_out, console, info = read("output.log"), read("console.log"), read("guest-info").strip()
+    compat_dir = ROOT / "artifacts" / "compat"
+    for record in sorted((results / "compat").glob("*.json")) if (results / "compat").is_dir() else []:
+        compat_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record, compat_dir / record.name)
     where = f"guest output ({results}/output.log):\n{_tail(guest_out)}\n\nrun-guest.sh:\n{_tail(out, 15)}"
     assert rc != 124, f"the guest ran out of time ({guest_timeout} s)\n{where}"
     assert rc != 125, f"the guest never ran the tests (boot failure?); console:\n{_tail(console)}\n\n{where}"
