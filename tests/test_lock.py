@@ -31,7 +31,7 @@ def test_every_lock_is_made_from_todays_pyproject(python):
 
 def test_a_dependency_added_to_pyproject_makes_the_lock_stale(tmp_path):
     text = open(os.path.join(ROOT, "pyproject.toml")).read()
-    changed = text.replace('test = [\n', 'test = [\n    "jupytext>=1.16",\n', 1)
+    changed = text.replace('test = [\n', 'test = [\n    "ebpf-lab-example-dependency>=1.0",\n', 1)
     assert changed != text
     p = tmp_path / "pyproject.toml"
     p.write_text(changed)
