@@ -28,8 +28,8 @@
 # - largest first, rows numbered from 0.
 #
 # **Hints**
-# - bcc maps have `map.increment(key, amount)`; it adds atomically, and creates the entry if missing.
-#   `map.update(&key, &value)` *replaces* the value.
+# - `map.update(&key, &value)` *replaces* a value; you want to *add* to it, atomically, creating the entry when
+#   it is missing: bcc's reference guide lists a map method that does exactly that.
 # - `bpf_get_current_pid_tgid() >> 32` is the process id.
 # - In pandas: `pd.DataFrame(list_of_pairs, columns=[...])`, `.sort_values(..., ascending=False)`,
 #   `.head(n)`, `.reset_index(drop=True)`.
@@ -68,7 +68,7 @@ top_allocators({1: 100, 2: 300, 3: 600}, n=2)
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check kmalloc-per-pid notebooks/exercises/kmalloc-per-pid.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-kmalloc-per-pid", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false} tags=["check-kmalloc-per-pid"]

@@ -104,7 +104,7 @@ int on_openat_return(struct tracepoint__syscalls__sys_exit_openat *args)
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check openat-failures notebooks/exercises/openat-failures.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-openat-failures", "locked": true, "points": 9, "schema_version": 3, "solution": false, "task": false} tags=["check-openat-failures"]

@@ -32,7 +32,8 @@
 # **Hints**
 # - `u64 *ts = start.lookup(&tid); if (!ts) return 0;` — a return without an entry (a call that began
 #   before the program was attached) is skipped.
-# - `dist.increment(bpf_log2l(delta));`
+# - bcc has a helper for the bucket number of a log2 histogram, and a map method that adds one to a bucket
+#   (see bcc's reference guide: `BPF_HISTOGRAM`).
 # - `2 ** (k - 1)` in Python; build the rows in a list and make the DataFrame once.
 
 # %% [markdown]
@@ -112,7 +113,7 @@ latency_table({0: 0, 11: 3, 12: 5, 13: 0, 20: 1})
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check openat-latency notebooks/exercises/openat-latency.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-openat-latency", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false} tags=["check-openat-latency"]

@@ -74,7 +74,7 @@ int on_tc_ingress(struct __sk_buff *skb)
 # Run the cell below. It builds a fresh lab network (two network namespaces and a veth pair — never
 # your machine's interfaces), attaches your program on the receiver's side, sends real pings and UDP
 # datagrams across, compares what arrived with what should have, and removes the network. `.data` of
-# the result holds what your code produced (e.g. `r = check(...); r.data`). From a terminal:
+# the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`. From a terminal:
 # `sudo ebpf-lab check xdp-then-tc notebooks/exercises/xdp-then-tc.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-xdp-then-tc", "locked": true, "points": 9, "schema_version": 3, "solution": false, "task": false} tags=["check-xdp-then-tc"]

@@ -29,7 +29,8 @@
 #
 # **Hints**
 # - Initialise a struct key before filling it (`struct sig_key key = {};`): the verifier rejects reading
-#   uninitialised padding. Then `counts.increment(key);` adds one.
+#   uninitialised padding. A bcc hash map can add one to a key's count in a single call, creating the entry
+#   when it is missing: find which in bcc's reference guide (the map methods).
 # - pandas: `pivot_table(index=..., columns=..., values=..., aggfunc="sum", fill_value=0)`.
 
 # %% [markdown]
@@ -110,7 +111,7 @@ signal_table([(10, 0, 2), (10, 18, 1), (11, 28, 4), (10, 0, 1)])
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check kill-signal-counts notebooks/exercises/kill-signal-counts.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-kill-signal-counts", "locked": true, "points": 9, "schema_version": 3, "solution": false, "task": false} tags=["check-kill-signal-counts"]

@@ -95,7 +95,7 @@ int on_kill_entry(struct tracepoint__syscalls__sys_enter_kill *args)
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check kill-to-pid notebooks/exercises/kill-to-pid.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-kill-to-pid", "locked": true, "points": 7, "schema_version": 3, "solution": false, "task": false} tags=["check-kill-to-pid"]

@@ -26,7 +26,8 @@
 # `bytes_alloc` and `comm` (the process name).
 #
 # `TARGET_PID` and `MIN_BYTES` are not in your code: the grader passes them as `-D` flags when it compiles
-# your program (here: the pid of its workload process, and 192 bytes).
+# your program, with values drawn afresh for every grading run (and your program is run at two of them):
+# write the names, never a number.
 #
 # **Hints**
 # - `bpf_get_current_pid_tgid()` returns the thread group id (what user space calls the *process id*)
@@ -76,7 +77,7 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 #
 # Run the cell below. It compiles your `PROGRAM`, loads it into the running kernel, runs the exercise's
 # own workload, and compares what your program saw with what really happened. Each check says what
-# to fix, and `.data` of the result holds what your code produced (e.g. `r = check(...); r.data`).
+# to fix, and the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`.
 # From a terminal: `sudo ebpf-lab check kmalloc-filter notebooks/exercises/kmalloc-filter.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-kmalloc-filter", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false} tags=["check-kmalloc-filter"]

@@ -21,7 +21,7 @@
 #
 # **Your task.** Write the body of `on_tc_ingress()`: parse the Ethernet header, then the IPv4 header,
 # and return `TC_ACT_SHOT` for ICMP frames with `skb->len >= LIMIT`, `TC_ACT_OK` for everything else.
-# `LIMIT` is set by the grader (`-D` flag; here 400).
+# `LIMIT` is set by the grader (`-D` flag), drawn afresh for every grading run: write the name, never a number.
 #
 # **Hints**
 # - The verifier lets you read a header only after you have shown that it ends before `data_end`:
@@ -68,7 +68,7 @@ int on_tc_ingress(struct __sk_buff *skb)
 # Run the cell below. It builds a fresh lab network (two network namespaces and a veth pair — never
 # your machine's interfaces), attaches your program on the receiver's side, sends real pings and UDP
 # datagrams across, compares what arrived with what should have, and removes the network. `.data` of
-# the result holds what your code produced (e.g. `r = check(...); r.data`). From a terminal:
+# the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`. From a terminal:
 # `sudo ebpf-lab check tc-drop-big-icmp notebooks/exercises/tc-drop-big-icmp.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-tc-drop-big-icmp", "locked": true, "points": 7, "schema_version": 3, "solution": false, "task": false} tags=["check-tc-drop-big-icmp"]

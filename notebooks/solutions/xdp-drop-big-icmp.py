@@ -67,7 +67,7 @@ int on_xdp(struct xdp_md *ctx)
 # Run the cell below. It builds a fresh lab network (two network namespaces and a veth pair — never
 # your machine's interfaces), attaches your program on the receiver's side, sends real pings and UDP
 # datagrams across, compares what arrived with what should have, and removes the network. `.data` of
-# the result holds what your code produced (e.g. `r = check(...); r.data`). From a terminal:
+# the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`. From a terminal:
 # `sudo ebpf-lab check xdp-drop-big-icmp notebooks/exercises/xdp-drop-big-icmp.ipynb`.
 
 # %% nbgrader={"grade": true, "grade_id": "check-xdp-drop-big-icmp", "locked": true, "points": 7, "schema_version": 3, "solution": false, "task": false} tags=["check-xdp-drop-big-icmp"]
