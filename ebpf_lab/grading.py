@@ -200,50 +200,17 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
 
 def check_writable(path: str, what: str = "output") -> None:
     """Raise LabParameterError now (before any work) if ``path`` cannot be written."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        raise LabParameterError(f"{what} {path}: is a folder; give a file name")
-    if not os.path.isdir(folder):
-        raise LabParameterError(f"{what} {path}: the folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
-        raise LabParameterError(f"{what} {path}: cannot write there (permission denied)")
+    from .output import check_out_path
+
+    check_out_path(path, option=what, formats=None)
 
 
 def write_atomic(path: str, text: str) -> str:
-    """Write ``text`` to ``path`` through a temporary file and a rename (readers never see half a file).
+    """Write ``text`` to ``path`` through a temporary file and a rename; if that fails, the text is kept
+    beside it and the LabError raised names where (:func:`ebpf_lab.output.write_text`)."""
+    from .output import write_text
 
-    If it still fails (the disk filled, the folder vanished), the text is kept in a file beside it or,
-    failing that, in the temporary folder, and the LabError raised names where: nothing is lost.
-    """
-    import tempfile
-
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=folder)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
-        return path
-    except OSError as e:
-        for where in (folder, tempfile.gettempdir()):
-            try:
-                fd, kept = tempfile.mkstemp(prefix=f"{os.path.basename(path)}.kept-", suffix=os.path.splitext(path)[1],
-                                            dir=where)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    f.write(text)
-                break
-            except OSError:
-                continue
-        else:
-            raise LabError(f"writing {path} failed ({e.strerror or e}), and no copy could be kept") from None
-        raise LabError(f"writing {path} failed ({e.strerror or e}); the data was kept in {kept}") from None
+    return write_text(path, text)
 
 
 # ------------------------------------------------------------------ release

@@ -29,13 +29,13 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from typing import Any, List, Optional, Sequence
+from typing import Any, Callable, List, Optional, Sequence
 
 import numpy as np
 
 from .errors import LabError, LabParameterError
 
-__all__ = ["check_out_path", "write_frame", "write_csv", "OutputError", "FORMATS"]
+__all__ = ["check_out_path", "write_frame", "write_text", "write_csv", "OutputError", "FORMATS"]
 
 FORMATS = (".csv", ".parquet")
 CHUNK = 1 << 14
@@ -49,14 +49,17 @@ class OutputError(LabError):
         self.saved = saved
 
 
-def check_out_path(out: str, *, option: str = "--out") -> str:
-    """Refuse an output path that cannot be written, before any work is done. Returns the absolute path."""
-    if not out.endswith(FORMATS):
-        raise LabParameterError(f"{option} {out!r}: the file name must end in .csv or .parquet")
+def check_out_path(out: str, *, option: str = "--out", formats: Optional[Sequence[str]] = FORMATS) -> str:
+    """Refuse an output path that cannot be written, before any work is done. Returns the absolute path.
+
+    ``formats``: the endings a name may have (None: any name)."""
+    endings = " or ".join(formats) if formats else ""
+    if formats and not out.endswith(tuple(formats)):
+        raise LabParameterError(f"{option} {out!r}: the file name must end in {endings}")
     path = os.path.abspath(out)
     folder = os.path.dirname(path)
     if os.path.isdir(path):
-        raise LabParameterError(f"{option} {out!r} is a folder; give a file name ending in .csv or .parquet")
+        raise LabParameterError(f"{option} {out!r} is a folder; give a file name" + (f" ending in {endings}" if endings else ""))
     if not os.path.isdir(folder):
         raise LabParameterError(f"{option} {out!r}: the folder {folder} does not exist; create it first")
     try:
@@ -83,12 +86,13 @@ def _write_to(df: Any, path: str, fmt: str) -> None:
             write_csv(df, f)
 
 
-def _atomic(df: Any, path: str) -> None:
+def _atomic(write: Callable[[str], None], path: str) -> None:
+    """``write(tmp)`` into a temporary file beside ``path``, then rename it over ``path``."""
     folder, name = os.path.split(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder or ".")
     os.close(fd)
     try:
-        _write_to(df, tmp, os.path.splitext(path)[1])
+        write(tmp)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
@@ -121,19 +125,33 @@ def write_frame(df: Any, out: str) -> str:
     path = os.path.abspath(out)
     if not path.endswith(FORMATS):
         raise LabParameterError(f"--out {out!r}: the file name must end in .csv or .parquet")
+    fmt = os.path.splitext(path)[1]
+    return _write_or_keep(lambda p: _write_to(df, p, fmt), path, f"the {len(df):,} rows were saved to", " instead")
+
+
+def write_text(path: str, text: str) -> str:
+    """Write ``text`` to ``path`` atomically (e.g. ``ebpf-lab grade --csv``); kept beside if that fails."""
+    def write(p: str) -> None:
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text)
+
+    return _write_or_keep(write, os.path.abspath(path), "the data was kept in")
+
+
+def _write_or_keep(write: Callable[[str], None], path: str, kept: str, after: str = "") -> str:
+    """Atomically write ``path``; if that fails, write beside it and raise OutputError naming where."""
     try:
-        _atomic(df, path)
+        _atomic(write, path)
         return path
     except (OSError, ValueError, TypeError) as e:
         first = e
     for alt in _beside(path):
         try:
-            _atomic(df, alt)
+            _atomic(write, alt)
         except (OSError, ValueError, TypeError):
             continue
-        raise OutputError(f"writing {out} failed ({_why(first)}); the {len(df):,} rows were saved to {alt} instead",
-                          saved=alt)
-    raise OutputError(f"writing {out} failed ({_why(first)}), and so did writing beside it "
+        raise OutputError(f"writing {path} failed ({_why(first)}); {kept} {alt}{after}", saved=alt)
+    raise OutputError(f"writing {path} failed ({_why(first)}), and so did writing beside it "
                       f"({', '.join(_beside(path))}): the data is only in memory", saved=None)
 
 
