@@ -20,16 +20,13 @@ import glob
 import os
 import platform
 import re
-import signal
-import subprocess
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from typing import List, Tuple
 
 import pytest
 
 from ebpf_lab.lessons.three_ways import build_core
+from test_guest_kernel import _run  # one runner for both guest tests (QEMU's process group killed on timeout)
 from three_ways_inside import check_foreign_core
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,25 +34,6 @@ GUEST_RESULTS = "/mnt/results"
 GUEST_TESTS = ["tests/test_three_ways.py", "tests/test_notebooks_06.py", "tests/guest/three_ways_inside.py"]
 IMAGE_TIMEOUT_S = 900
 GUEST_TIMEOUT_S = 1800
-
-
-def _run(cmd: List[str], timeout: float) -> Tuple[int, str, float]:
-    """Run cmd in its own process group; kill the whole group on timeout or interrupt."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=ROOT)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except BaseException:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=5)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        raise
-    return proc.returncode, out, time.monotonic() - t0
 
 
 def _tail(text: str, n: int = 40) -> str:
