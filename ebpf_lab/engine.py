@@ -73,7 +73,8 @@ class Param:
                 if kind is int and isinstance(value, float) and not value.is_integer():
                     raise ValueError
             except (TypeError, ValueError):
-                raise LabParameterError(f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
+                raise LabParameterError(
+                    f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
             if self.min is not None and v < self.min or self.max is not None and v > self.max:
                 raise LabParameterError(f"parameter {name}={value!r} is out of range [{self.min}, {self.max}]: {self.doc}")
             value = v
@@ -538,7 +539,8 @@ class Lesson:
         t0 = time.monotonic()
         n = len(self._pending) if self._pending is not None else 0
         try:
-            with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}", quiet=quiet) as prog:
+            with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}",
+                          quiet=quiet) as prog:
                 done_at: Optional[float] = None
                 while True:
                     n += self.drain()

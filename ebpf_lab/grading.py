@@ -37,7 +37,6 @@ from .exercises._base import (
     SKIP,
     CheckResult,
     Report,
-    submission_from_namespace,
     submission_from_notebook,
 )
 
@@ -316,7 +315,8 @@ def release(*, root: Optional[str] = None, check_only: bool = False) -> List[str
     top = root or _repo_root()
     src_dir, dst_dir = notebooks_dir("solutions", root), notebooks_dir("exercises", root)
     changed = []
-    stems = {os.path.splitext(p)[0] for p in glob.glob(os.path.join(src_dir, "*.py")) + glob.glob(os.path.join(src_dir, "*.ipynb"))}
+    stems = {os.path.splitext(p)[0] for p in glob.glob(os.path.join(src_dir, "*.py")) + glob.glob(os.path.join(src_dir,
+                                                                                                               "*.ipynb"))}
     for stem in sorted(stems):
         path = stem + ".py"
         nb = release_notebook(nbpair.read_pair(path), os.path.relpath(path, top))

@@ -109,7 +109,7 @@ class ChooseHook(Exercise):
         except LabError as e:
             g.record("fires", FAIL, f"the grader could not attach a program to {answer}: {e}",
                      "is it a tracepoint BPF programs may attach to? Pick one from the syscalls category.")
-            raise Stop
+            raise Stop from e
         g.hooks = [h.name for h in p.hooks]
         w.go()
         fired = int(dict(p.map_items("fired")).get(0, 0))

@@ -145,7 +145,7 @@ class KmallocFilter(Exercise):
                 except LabError as e:
                     g.record("fires", FAIL, f"with -DMIN_BYTES={mb} your program no longer loads: {e}",
                              "use MIN_BYTES only as a number in comparisons.")
-                    raise Stop
+                    raise Stop from e
             truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
             rounds.append((mb, p, truth))
         noise.go(wait=False)
@@ -234,7 +234,8 @@ class KmallocFilter(Exercise):
         def _():
             a, r = int(mine["bytes_alloc"].sum()), int(mine["bytes_req"].sum())
             if a == t["ge_req_sum"] and r == t["ge_alloc_sum"] and a != r:
-                raise Fail("bytes_req and bytes_alloc are swapped.", "look at which tracepoint field goes into which event field.")
+                raise Fail("bytes_req and bytes_alloc are swapped.",
+                           "look at which tracepoint field goes into which event field.")
             if a != t["ge_alloc_sum"]:
                 raise Fail(f"the bytes_alloc of your events add up to {a:,}; the kernel handed out {t['ge_alloc_sum']:,}.",
                            "bytes_alloc must be what the tracepoint says the allocator handed out.")
@@ -343,7 +344,8 @@ class KmallocPerPid(Exercise):
         @g.step("py-columns", needs=["py-runs"])
         def _():
             if list(df.columns) != ["pid", "bytes", "share"]:
-                raise Fail(f"the columns are {list(map(str, df.columns))}.", "name them exactly pid, bytes, share, in this order.")
+                raise Fail(f"the columns are {list(map(str, df.columns))}.",
+                           "name them exactly pid, bytes, share, in this order.")
         exp = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
         @g.step("py-top", needs=["py-columns"])
         def _():
@@ -357,7 +359,8 @@ class KmallocPerPid(Exercise):
                     raise Fail("the rows are in increasing order.", "sort largest first: sort_values('bytes', ascending=False).")
                 raise Fail(f"the bytes column is {got_bytes}; the {n} largest totals are {want_bytes}.",
                            "sort by bytes, largest first, then take the first n rows.")
-            if {int(x) for x in df["pid"]} != {pid for pid, _ in exp} or any(totals.get(int(pid)) != int(b) for pid, b in zip(df["pid"], df["bytes"])):
+            if {int(x) for x in df["pid"]} != {pid for pid, _ in exp} or any(
+                    totals.get(int(pid)) != int(b) for pid, b in zip(df["pid"], df["bytes"])):
                 raise Fail("the pids do not go with their bytes.", "keep each pid on the row of its own total.")
             if list(df.index) != list(range(len(df))):
                 raise Fail(f"the index is {list(df.index)}.", "number the rows from 0: .reset_index(drop=True).")
@@ -369,7 +372,8 @@ class KmallocPerPid(Exercise):
             if any(abs(a - b) > 1e-9 for a, b in zip(got, want)):
                 top = sum(b for _, b in exp)
                 if all(abs(a - b / top) < 1e-9 for a, (_, b) in zip(got, exp)):
-                    raise Fail("share is the fraction of the top n only.", "divide by the sum of ALL totals, before taking the top n.")
+                    raise Fail("share is the fraction of the top n only.",
+                               "divide by the sum of ALL totals, before taking the top n.")
                 if all(abs(a - 100 * b) < 1e-6 for a, b in zip(got, want)):
                     raise Fail("share is in percent.", "share is a fraction between 0 and 1 (do not multiply by 100).")
                 raise Fail(f"share is {got}; expected {want}.", "share = bytes / (sum of all bytes).")

@@ -393,7 +393,8 @@ class TcClassifierLesson(Lesson):
         if frame_sizes is not None and any(int(n) < MIN_TEST_FRAME or int(n) > 3000 for n in frame_sizes):
             raise LabParameterError(f"test-running lesson {self.id}: frame sizes must be in [{MIN_TEST_FRAME}, 3000] "
                                     "(the kernel refuses an IPv4 frame without a whole IPv4 header)")
-        sizes = list(frame_sizes) if frame_sizes is not None else [s for s in (self.limit - 1, self.limit, self.limit + 1) if s >= MIN_TEST_FRAME]
+        sizes = list(frame_sizes) if frame_sizes is not None else [s for s in (self.limit - 1, self.limit,
+                                                                               self.limit + 1) if s >= MIN_TEST_FRAME]
         rows = []
         for n in sizes:
             ret, dur, _ = prog_test_run(self._fn.fd, craft_frame(int(n)))

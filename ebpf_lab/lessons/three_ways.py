@@ -913,7 +913,7 @@ def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = 
         child = _Child(m, argv)
         stop = threading.Event()
 
-        def ping() -> None:
+        def ping(stop: threading.Event = stop) -> None:
             while not stop.is_set():
                 os.kill(me, 0)
                 stop.wait(0.02)

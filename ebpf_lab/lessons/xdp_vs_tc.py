@@ -95,8 +95,10 @@ class XdpVsTcLesson(Lesson):
         "dropped": "frames the rule dropped (BPF counter, iptables/nft rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
-        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
-        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, which charge softirq work to the task it interrupted)",
+        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd "
+                           "on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, "
+                              "which charge softirq work to the task it interrupted)",
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
@@ -139,7 +141,8 @@ class XdpVsTcLesson(Lesson):
                 self.net.up()
             _net.refuse_foreign_clsact(self.net, "rcv", f"attaching lesson {self.id}")
             if self.net.xdp_attached("rcv"):
-                raise AttachError(f"attaching lesson {self.id}: the receiver veth already has an XDP program; nothing was changed")
+                raise AttachError(
+                    f"attaching lesson {self.id}: the receiver veth already has an XDP program; nothing was changed")
         except BaseException:
             self.detach()
             raise
@@ -156,7 +159,8 @@ class XdpVsTcLesson(Lesson):
             return attach_hook(self.bpf, Hook("xdp", "receiver veth", "on_xdp", net=self.net, side="rcv",
                                               xdp_mode=hook.split("-", 1)[1]), doing=doing)
         if hook == "tc":
-            return attach_hook(self.bpf, Hook("sched_cls", "clsact ingress", "on_tc_ingress", net=self.net, side="rcv"), doing=doing)
+            return attach_hook(self.bpf, Hook("sched_cls", "clsact ingress", "on_tc_ingress", net=self.net, side="rcv"),
+                               doing=doing)
         if hook == "nft-ingress":
             return self._nft_on(doing)
         table, chain = ("raw", "PREROUTING") if hook == "iptables-raw" else ("filter", "INPUT")
