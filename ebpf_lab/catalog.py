@@ -101,7 +101,7 @@ def get_lesson(lesson_id: str) -> Type[Any]:
     except KeyError:
         raise LabParameterError(f"no lesson {lesson_id!r}; lessons: {', '.join(LESSONS)}") from None
     mod, _, cls = target.partition(":")
-    return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(mod), cls)
 
 
 def lesson_classes() -> List[Type[Any]]:

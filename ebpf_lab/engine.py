@@ -28,7 +28,7 @@ import re
 import subprocess
 import time
 import weakref
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ from ._ringbuf import RingReader
 from .errors import AttachError, FeatureUnavailable, LabParameterError, LessonStateError
 
 __all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path", "match_in_order"]
+
+_L = TypeVar("_L", bound="Lesson")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -290,7 +292,9 @@ class Lesson:
     #: the DataFrame's columns, documented: name -> meaning
     columns: ClassVar[Dict[str, str]] = {}
     #: name of the BPF_RINGBUF_OUTPUT map events arrive through ('' for none)
-    events_map: ClassVar[str] = "events"
+    events_map: str = "events"
+    #: set once the program has been compiled and loaded in a child process first (see ``_trial``)
+    _trial_done: bool = False
     #: name of the per-CPU counter of events the ring buffer had no room for
     lost_map: ClassVar[str] = "lost"
     #: default collection time when no workload is running
@@ -463,7 +467,7 @@ class Lesson:
             self._stack.callback(self._safe, detach)
         if self.events_map:
             tab = self.bpf[self.events_map]
-            from bcc.table import _get_event_class  # type: ignore
+            from bcc.table import _get_event_class
 
             dtype = _np_dtype_of(_get_event_class(tab))
             size = self._map_size(tab)
@@ -489,8 +493,8 @@ class Lesson:
         except Exception:  # bcc raises bare Exception when a probe is already gone (e.g. bcc cleaned up first)
             pass
 
-    def start_workload(self, **kw: Any) -> Workload:
-        """Start the lesson's built-in workload (subclasses)."""
+    def start_workload(self, *args: Any, **kw: Any) -> Workload:
+        """Start the lesson's built-in workload: each subclass that has one defines it with its own keyword parameters."""
         raise NotImplementedError(f"lesson {self.id} has no built-in workload")
 
     def trigger(self, **kw: Any) -> Workload:
@@ -632,7 +636,7 @@ class Lesson:
                 self.trigger()
             return self.collect(seconds, max_events=max_events, quiet=quiet)
 
-    def __enter__(self) -> "Lesson":
+    def __enter__(self: _L) -> _L:
         return self
 
     def __exit__(self, *exc: Any) -> None:

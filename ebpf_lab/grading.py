@@ -171,6 +171,7 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
     long_rows: List[Dict[str, Any]] = []
     for learner, path in found.items():
         rep = check_isolated(exercise_id, path) if isolate else check(exercise_id, path)
+        assert rep is not None  # a notebook path always gives a Report
         if progress:
             ok, n = rep.score
             pts, out_of = rep.points
@@ -399,6 +400,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             raise LabParameterError(f"checking {args.notebook}: a folder, not a notebook (grade a folder with "
                                     "`ebpf-lab grade`)")
         rep = check(args.exercise, args.notebook, force_hook=args.hook)
+        assert rep is not None  # a notebook path always gives a Report
     except LabError as e:
         if args.json:  # --json always prints JSON: the error, for machines; the line, for people
             print(json.dumps({"exercise": args.exercise, "origin": args.notebook, "error": str(e), "results": []}))

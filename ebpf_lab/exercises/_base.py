@@ -239,7 +239,7 @@ class GradedProgram(Lesson):
         return df
 
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
-        cols = {}
+        cols: Dict[str, Any] = {}
         for name in arr.dtype.names or ():
             col = arr[name]
             if col.dtype.kind == "S":

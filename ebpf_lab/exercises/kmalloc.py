@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 import pandas as pd
 
@@ -44,6 +44,7 @@ class Storms:
 
     def go(self, timeout: float = 30.0, wait: bool = True) -> None:
         for p in self.procs:
+            assert p.stdin is not None  # stdin=PIPE
             if not p.stdin.closed:
                 p.stdin.write(b"g")
                 p.stdin.close()
@@ -84,7 +85,7 @@ def writev_script(values: Sequence[int]) -> str:
             "        os.writev(fd, bufs)\n")
 
 
-def draw(values: Sequence[int], k: int = 2) -> List[int]:
+def draw(values: Iterable[int], k: int = 2) -> List[int]:
     """``k`` distinct parameter values for one grading run, drawn afresh (``EBPF_LAB_GRADE_SEED`` fixes them)."""
     seed = os.environ.get("EBPF_LAB_GRADE_SEED")
     rng = random.Random(seed) if seed else random.SystemRandom()
@@ -137,6 +138,7 @@ class KmallocFilter(Exercise):
                 if p is None:
                     raise Stop
             else:
+                assert g.sub.bpf is not None  # g.build() made a program of it in round 0
                 p = g.program(g.sub.bpf, HOOK, flags, events_map="events")
                 try:
                     p.compile()

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -153,6 +153,7 @@ class NetWorkload:
         recv = net.popen("rcv", [sys.executable, "-c", _TCP_RECEIVER, str(port), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
         try:
+            assert recv.stdout is not None  # stdout=PIPE
             if recv.stdout.readline().strip() != "ready":
                 raise Fail("the grader's TCP receiver did not start.", "grade again; tell your teacher if it persists.")
             net.run("snd", [sys.executable, "-c", _TCP_SENDER, net.addr["rcv"], str(port), json.dumps(list(payloads))],
@@ -171,6 +172,7 @@ class NetWorkload:
         recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True, preexec_fn=_procs.preexec())
         try:
+            assert recv.stdout is not None  # stdout=PIPE
             line = recv.stdout.readline().strip()
             if line != "ready":
                 raise Fail("the grader's UDP receiver did not start.", "grade again; tell your teacher if it persists.")
@@ -207,7 +209,7 @@ def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook],
 
 
 class _NetExercise(Exercise):
-    needs = ("netns", "tc")
+    needs: ClassVar[Tuple[str, ...]] = ("netns", "tc")
     #: drawn afresh for each grading run (limit_draw), passed as -DLIMIT=...: a number in its place fails
     LIMIT = 400
     hook = "tc"

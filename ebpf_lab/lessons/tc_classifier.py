@@ -315,7 +315,7 @@ class TcClassifierLesson(Lesson):
                                     "(larger pings would be fragmented)")
         n = int(count or self.values["count"])
         assert self.net is not None
-        rows = []
+        rows: List[Dict[str, Any]] = []
         t0 = time.monotonic()
         try:
             before = self._by_len()
@@ -331,6 +331,7 @@ class TcClassifierLesson(Lesson):
                 seen = max(new, key=lambda k: sum(new[k])) if new else None
                 pas, drop = new.get(seen, (0, 0)) if seen is not None else (0, 0)
                 if r["received"] == 0 and pas > 0:
+                    assert seen is not None  # pas > 0: some length was seen
                     # the classifier passed it yet no reply came back within -W: on a busy machine a reply can be
                     # late; ask once more, waiting longer, before calling it undelivered
                     r = self.net.ping(p, count=n, wait=1.5)
@@ -491,5 +492,5 @@ def limit_explorer(initial: int = 500, *, payloads: Optional[Callable[[int], Lis
 
     slider.observe(lambda ch: rerun(ch["new"]), names="value")
     box = w.VBox([slider, status, out])
-    box.rerun = rerun  # type: ignore[attr-defined]
+    box.rerun = rerun
     return box

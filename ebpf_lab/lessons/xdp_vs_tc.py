@@ -172,9 +172,11 @@ class XdpVsTcLesson(Lesson):
             raise AttachError(f"{doing}: iptables -A {' '.join(rule)} failed: {r.stderr.strip()}")
         self._ipt = (table, chain)
 
+        net = self.net
+
         def off() -> None:
-            if not self.net.closed and os.getpid() == self.net.owner:
-                self.net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
+            if not net.closed and os.getpid() == net.owner:
+                net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
             _registry.unregister(token)
 
         return off
@@ -195,9 +197,11 @@ class XdpVsTcLesson(Lesson):
             _registry.unregister(token)
             raise AttachError(f"{doing}: nft -f (table netdev {table}) failed: {p.stderr.strip()}")
 
+        net = self.net
+
         def off() -> None:
-            if not self.net.closed and os.getpid() == self.net.owner:
-                self.net.run("rcv", ["nft", "delete", "table", "netdev", table], timeout=20)
+            if not net.closed and os.getpid() == net.owner:
+                net.run("rcv", ["nft", "delete", "table", "netdev", table], timeout=20)
             _registry.unregister(token)
 
         return off
@@ -232,7 +236,9 @@ class XdpVsTcLesson(Lesson):
         if key is None:
             return None
         info = prog_info(self._fns[key].fd)
-        return int(info.get("run_cnt") or 0), int(info.get("run_time_ns") or 0)
+        cnt, ns = info.get("run_cnt") or 0, info.get("run_time_ns") or 0
+        assert isinstance(cnt, int) and isinstance(ns, int)  # prog_info's run stats: ints, or None before 5.1
+        return cnt, ns
 
     def _trafgen_config(self, path: str) -> None:
         with open(path, "w") as f:
