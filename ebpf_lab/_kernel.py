@@ -65,9 +65,9 @@ def kprobes_available() -> bool:
     """kprobes exist when tracefs offers kprobe_events (CONFIG_KPROBES)."""
     ensure_kernel_fs()
     t = tracefs()
-    return bool(t) and os.path.exists(os.path.join(t, "kprobe_events"))
+    return t is not None and os.path.exists(os.path.join(t, "kprobe_events"))
 
 
 def tracepoint_exists(category: str, event: str) -> bool:
     t = tracefs()
-    return bool(t) and os.path.isdir(os.path.join(t, "events", category, event))
+    return t is not None and os.path.isdir(os.path.join(t, "events", category, event))

@@ -8,7 +8,7 @@ from typing import Any, Optional
 
 def in_notebook() -> bool:
     try:
-        from IPython import get_ipython  # type: ignore
+        from IPython import get_ipython
 
         ip = get_ipython()
         return ip is not None and "IPKernelApp" in getattr(ip, "config", {})

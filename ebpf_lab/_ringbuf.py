@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import mmap
 import select
-from typing import List
+from typing import Any, List, Mapping, Tuple
 
 import numpy as np
 
@@ -73,11 +73,12 @@ class RingReader:
         self.stride = HDR + _round8(self.dtype.itemsize)
         # The same fields, seen through the ring's record stride (header skipped).
         names = list(self.dtype.names or ())
+        fields: Mapping[str, Tuple[Any, ...]] = self.dtype.fields or {}
         self._strided = np.dtype(
             {
                 "names": names,
-                "formats": [self.dtype.fields[n][0] for n in names],
-                "offsets": [self.dtype.fields[n][1] + HDR for n in names],
+                "formats": [fields[n][0] for n in names],
+                "offsets": [fields[n][1] + HDR for n in names],
                 "itemsize": self.stride,
             }
         )

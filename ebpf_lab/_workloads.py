@@ -26,7 +26,8 @@ def binary(name: str, extra_flags: tuple = ()) -> str:
         return out
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
-        raise FeatureUnavailable("cc", f"building the workload {name}: no C compiler; install gcc (sudo apt-get install gcc libc6-dev)")
+        raise FeatureUnavailable("cc",
+                                 f"building the workload {name}: no C compiler; install gcc (sudo apt-get install gcc libc6-dev)")
     os.makedirs(BIN_CACHE, exist_ok=True)
     tmp = f"{out}.tmp{os.getpid()}"
     try:

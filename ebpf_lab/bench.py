@@ -330,7 +330,8 @@ def e2e_once(method: str, iterations: int, seconds: float, folder: str, per_iter
     rows = len(ts)
     first = int(ts.min()) if rows else None
     os.unlink(out)
-    return {"method": method, "iterations": iterations, "events": int(round(iterations * per_iter)), "rows": rows, "cpu_s": ru.ru_utime + ru.ru_stime,
+    return {"method": method, "iterations": iterations, "events": int(round(iterations * per_iter)), "rows": rows,
+            "cpu_s": ru.ru_utime + ru.ru_stime,
             "rss_mb": ru.ru_maxrss / 1024, "storm_done": storm_done,
             "first_event_s": (first - t0_ns) / 1e9 if first else None}
 
@@ -358,7 +359,8 @@ def end_to_end(rounds: int, small: int, big: int, seconds: Dict[str, float], per
         per = sorted(r["per_event_us"] for r in rs)
         out.append({"method": m, "per_event_us": _median(per), "spread": f"{per[0]:.2f}-{per[-1]:.2f}",
                     "startup_s": _median([r["startup_s"] for r in rs]),
-                    "first_event_s": _median([r["first_event_s"] for r in rs if r["first_event_s"] is not None] or [float("nan")]),
+                    "first_event_s": _median([r["first_event_s"] for r in rs if r["first_event_s"] is not None]
+                                             or [float("nan")]),
                     "rss_mb": max(r["rss_mb"] for r in rs), "complete": all(r["complete"] for r in rs)})
     return out
 
@@ -481,7 +483,8 @@ def _run(args: argparse.Namespace, events: int, rounds: int, load: bool) -> int:
     print(f"ebpf-lab lost per round: {lab['lost_rounds']}; collector wake-ups by the program per round: {lab['wakeups']}")
     untraced_ns = 1e9 / _median([r["storm_rate"] for r in runs["untraced"]]) / per_iter
     if lab["bpf_ns"] and prog_ns.get("empty"):
-        est = 100.0 / (1 + per_iter * (lab["bpf_ns"] - prog_ns["empty"]) / (1e9 / _median([r["storm_rate"] for r in runs["empty"]])))
+        storm_ns = 1e9 / _median([r["storm_rate"] for r in runs["empty"]])
+        est = 100.0 / (1 + per_iter * (lab["bpf_ns"] - prog_ns["empty"]) / storm_ns)
         print(f"BPF ns/run: the kernel's own timing of each program (BPF_ENABLE_STATS, separate runs). The untraced storm "
               f"spends {untraced_ns:,.0f} ns of kernel+user time per event; from the program times, the lesson program "
               f"alone should keep the storm at ~{est:.0f}% of the empty program's speed")

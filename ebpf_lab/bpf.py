@@ -84,7 +84,7 @@ def lab_bpf_class(bcc: Any) -> Any:
     """bcc's BPF without its auto-attach at compile time: the lab attaches in its own step."""
     cls = _CLASS_CACHE.get(id(bcc))
     if cls is None:
-        class LabBPF(bcc.BPF):  # type: ignore[misc, name-defined]
+        class LabBPF(bcc.BPF):
             def _trace_autoload(self) -> None:
                 pass
 

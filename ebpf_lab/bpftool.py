@@ -19,7 +19,7 @@ import json
 import shutil
 import subprocess
 import time
-from typing import Any, Iterable, List, Optional
+from typing import Any, Iterable, List
 
 import pandas as pd
 

@@ -319,7 +319,7 @@ def run(program: str, *, seconds: float = 5.0, columns: Optional[Sequence[str]] 
 
 
 def _drain_raw(q: "queue.Queue[Optional[str]]") -> List[str]:
-    out = []
+    out: List[str] = []
     while True:
         try:
             x = q.get_nowait()
@@ -330,7 +330,7 @@ def _drain_raw(q: "queue.Queue[Optional[str]]") -> List[str]:
 
 
 def _drain(q: "queue.Queue[Optional[str]]") -> List[str]:
-    out = []
+    out: List[str] = []
     while True:
         try:
             x = q.get_nowait()

@@ -101,7 +101,7 @@ def get_lesson(lesson_id: str) -> Type[Any]:
     except KeyError:
         raise LabParameterError(f"no lesson {lesson_id!r}; lessons: {', '.join(LESSONS)}") from None
     mod, _, cls = target.partition(":")
-    return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(mod), cls)
 
 
 def lesson_classes() -> List[Type[Any]]:
@@ -116,7 +116,8 @@ def lessons() -> Any:
     rows: List[dict] = []
     for lid in LESSONS:
         c = get_lesson(lid)
-        rows.append({"id": lid, "title": c.title, "notebook": f"notebooks/{c.notebook}", "program": f"ebpf_lab/programs/{c.program}",
+        rows.append({"id": lid, "title": c.title, "notebook": f"notebooks/{c.notebook}",
+                     "program": f"ebpf_lab/programs/{c.program}",
                      "parameters": ", ".join(f"{n}={p.default}" for n, p in c.params.items())})
     return pd.DataFrame(rows)
 
@@ -150,7 +151,7 @@ def lesson_files(root: Optional[str] = None) -> Any:
     ex = discover("exercises", root=root)
     rows: List[dict] = []
     for f in discover("lessons", root=root):
-        def add(kind: str, path: Path) -> None:
+        def add(kind: str, path: Path, f: Found = f) -> None:
             rows.append({"lesson": f.id, "stem": f.stem, "kind": kind, "path": str(path.relative_to(base))})
 
         module = base / "ebpf_lab" / "lessons" / f"{f.stem}.py"

@@ -18,7 +18,6 @@ import copy
 import hashlib
 import json
 import os
-import sys
 import textwrap
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 

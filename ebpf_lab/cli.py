@@ -47,7 +47,8 @@ def cmd_lessons(args: argparse.Namespace) -> int:
         return 0
     df = lessons()
     for row in df.itertuples():
-        print(f"{row.id:<15} {row.title}\n{'':<15} notebook {row.notebook}; program {row.program}\n{'':<15} parameters: {row.parameters}")
+        print(f"{row.id:<15} {row.title}\n{'':<15} notebook {row.notebook}; program {row.program}\n"
+              f"{'':<15} parameters: {row.parameters}")
     return 0
 
 

@@ -121,7 +121,8 @@ def _machine_rows() -> List[Row]:
     have = [c for c in ("CAP_BPF", "CAP_PERFMON", "CAP_SYS_ADMIN", "CAP_NET_ADMIN") if caps[c]]
     rows.append(_row("machine", "root / capabilities", root and len(have) == 4,
                      f"uid {os.geteuid()}; effective: {', '.join(have) or 'none'}"
-                     + ("" if caps["CAP_SYS_RESOURCE"] else "; no CAP_SYS_RESOURCE (RLIMIT_MEMLOCK cannot be raised: harmless on 5.11+ kernels)"),
+                     + ("" if caps["CAP_SYS_RESOURCE"]
+                        else "; no CAP_SYS_RESOURCE (RLIMIT_MEMLOCK cannot be raised: harmless on 5.11+ kernels)"),
                      "run the lab as root: `sudo ./lab` (BPF needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN)"))
     return rows
 
@@ -188,7 +189,8 @@ def _toolchain_rows() -> List[Row]:
     if v:
         rows.append(_canary_row(v))
     for tool, cmd, fix in (
-        ("clang", ["clang", "--version"], "`sudo apt-get install clang llvm` (lesson 04 builds the tutorial's object with clang | llc)"),
+        ("clang", ["clang", "--version"],
+         "`sudo apt-get install clang llvm` (lesson 04 builds the tutorial's object with clang | llc)"),
         ("llc", ["llc", "--version"], "`sudo apt-get install llvm`"),
         ("tc", ["tc", "-V"], "`sudo apt-get install iproute2`"),
         ("bpftool", ["bpftool", "version"], "`sudo apt-get install bpftool` (Debian) or linux-tools-$(uname -r) (Ubuntu)"),
@@ -198,7 +200,8 @@ def _toolchain_rows() -> List[Row]:
         ver = _tool_version(cmd) if path else ""
         if tool == "llc" and ver:
             try:
-                ver = next((ln.strip() for ln in subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.splitlines() if "version" in ln), ver)
+                out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout
+                ver = next((ln.strip() for ln in out.splitlines() if "version" in ln), ver)
             except (OSError, subprocess.TimeoutExpired):
                 pass
         rows.append(_row("toolchain", tool, bool(path), f"{path}: {ver}" if path else "not installed", fix))
@@ -248,7 +251,8 @@ def _hook_rows() -> List[Row]:
     try:
         getpid = b.get_syscall_fnname("getpid").decode()
         kp_fix = (("this kernel has no kprobes (CONFIG_KPROBES is not set: no kprobe_events in tracefs). "
-                   if not _kernel.kprobes_available() else "kprobes exist but attaching failed (see detail). ") + "Lessons 01 and 03 fall back to the "
+                   if not _kernel.kprobes_available() else "kprobes exist but attaching failed (see detail). ")
+                  + "Lessons 01 and 03 fall back to the "
                   "syscalls:sys_enter_*/sys_exit_* tracepoints and name that hook in their results; the kprobe "
                   "paths are tested in the guest-kernel tier (a stock distribution kernel under QEMU)")
         ok, why = _try(lambda: b.attach_kprobe(event=getpid, fn_name="on_kprobe"))

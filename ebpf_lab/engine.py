@@ -28,7 +28,7 @@ import re
 import subprocess
 import time
 import weakref
-from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Sequence, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,8 @@ from ._ringbuf import RingReader
 from .errors import AttachError, FeatureUnavailable, LabParameterError, LessonStateError
 
 __all__ = ["Lesson", "Param", "Hook", "State", "Workload", "program_path", "match_in_order"]
+
+_L = TypeVar("_L", bound="Lesson")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +75,8 @@ class Param:
                 if kind is int and isinstance(value, float) and not value.is_integer():
                     raise ValueError
             except (TypeError, ValueError):
-                raise LabParameterError(f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
+                raise LabParameterError(
+                    f"parameter {name}={value!r}: expected {'an integer' if kind is int else 'a number'}") from None
             if self.min is not None and v < self.min or self.max is not None and v > self.max:
                 raise LabParameterError(f"parameter {name}={value!r} is out of range [{self.min}, {self.max}]: {self.doc}")
             value = v
@@ -289,7 +292,9 @@ class Lesson:
     #: the DataFrame's columns, documented: name -> meaning
     columns: ClassVar[Dict[str, str]] = {}
     #: name of the BPF_RINGBUF_OUTPUT map events arrive through ('' for none)
-    events_map: ClassVar[str] = "events"
+    events_map: str = "events"
+    #: set once the program has been compiled and loaded in a child process first (see ``_trial``)
+    _trial_done: bool = False
     #: name of the per-CPU counter of events the ring buffer had no room for
     lost_map: ClassVar[str] = "lost"
     #: default collection time when no workload is running
@@ -468,7 +473,7 @@ class Lesson:
             self._stack.callback(self._safe, detach)
         if self.events_map:
             tab = self.bpf[self.events_map]
-            from bcc.table import _get_event_class  # type: ignore
+            from bcc.table import _get_event_class
 
             dtype = _np_dtype_of(_get_event_class(tab))
             size = self._map_size(tab)
@@ -494,8 +499,8 @@ class Lesson:
         except Exception:  # bcc raises bare Exception when a probe is already gone (e.g. bcc cleaned up first)
             pass
 
-    def start_workload(self, **kw: Any) -> Workload:
-        """Start the lesson's built-in workload (subclasses)."""
+    def start_workload(self, *args: Any, **kw: Any) -> Workload:
+        """Start the lesson's built-in workload: each subclass that has one defines it with its own keyword parameters."""
         raise NotImplementedError(f"lesson {self.id} has no built-in workload")
 
     def trigger(self, **kw: Any) -> Workload:
@@ -544,7 +549,8 @@ class Lesson:
         t0 = time.monotonic()
         n = len(self._pending) if self._pending is not None else 0
         try:
-            with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}", quiet=quiet) as prog:
+            with Progress(limit if not wl else min(limit, self.expected_workload_seconds()), f"collecting {self.id}",
+                          quiet=quiet) as prog:
                 done_at: Optional[float] = None
                 while True:
                     n += self.drain()
@@ -636,7 +642,7 @@ class Lesson:
                 self.trigger()
             return self.collect(seconds, max_events=max_events, quiet=quiet)
 
-    def __enter__(self) -> "Lesson":
+    def __enter__(self: _L) -> _L:
         return self
 
     def __exit__(self, *exc: Any) -> None:

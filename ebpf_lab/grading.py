@@ -37,7 +37,6 @@ from .exercises._base import (
     SKIP,
     CheckResult,
     Report,
-    submission_from_namespace,
     submission_from_notebook,
 )
 
@@ -172,6 +171,7 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
     long_rows: List[Dict[str, Any]] = []
     for learner, path in found.items():
         rep = check_isolated(exercise_id, path) if isolate else check(exercise_id, path)
+        assert rep is not None  # a notebook path always gives a Report
         if progress:
             ok, n = rep.score
             pts, out_of = rep.points
@@ -283,7 +283,8 @@ def release(*, root: Optional[str] = None, check_only: bool = False) -> List[str
     top = root or _repo_root()
     src_dir, dst_dir = notebooks_dir("solutions", root), notebooks_dir("exercises", root)
     changed = []
-    stems = {os.path.splitext(p)[0] for p in glob.glob(os.path.join(src_dir, "*.py")) + glob.glob(os.path.join(src_dir, "*.ipynb"))}
+    stems = {os.path.splitext(p)[0] for p in glob.glob(os.path.join(src_dir, "*.py")) + glob.glob(os.path.join(src_dir,
+                                                                                                               "*.ipynb"))}
     for stem in sorted(stems):
         path = stem + ".py"
         nb = release_notebook(nbpair.read_pair(path), os.path.relpath(path, top))
@@ -366,6 +367,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
             raise LabParameterError(f"checking {args.notebook}: a folder, not a notebook (grade a folder with "
                                     "`ebpf-lab grade`)")
         rep = check(args.exercise, args.notebook, force_hook=args.hook)
+        assert rep is not None  # a notebook path always gives a Report
     except LabError as e:
         if args.json:  # --json always prints JSON: the error, for machines; the line, for people
             print(json.dumps({"exercise": args.exercise, "origin": args.notebook, "error": str(e), "results": []}))

@@ -64,7 +64,8 @@ def _fallback_candidates() -> List[Tuple[str, List[str]]]:
         for suf in _arch_suffixes():
             if name.endswith("-" + suf):
                 base = name[: -len(suf) - 1]
-                halves = [p for p in (f"/usr/src/linux-headers-{base}-common", f"/usr/src/linux-headers-{base}") if os.path.isdir(p)]
+                halves = [p for p in (f"/usr/src/linux-headers-{base}-common",
+                                      f"/usr/src/linux-headers-{base}") if os.path.isdir(p)]
                 found[name] = halves + [d]
     return sorted(found.items(), key=lambda kv: _vkey(kv[0]), reverse=True)
 

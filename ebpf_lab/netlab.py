@@ -232,7 +232,8 @@ class LabNetwork:
         if self.is_up:
             return self
         if os.geteuid() != 0:
-            raise PrivilegeError("building the lab network: creating network namespaces needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
+            raise PrivilegeError(
+                "building the lab network: creating network namespaces needs root (CAP_SYS_ADMIN, CAP_NET_ADMIN)")
         import shutil
 
         if shutil.which("ip") is None:
@@ -373,11 +374,13 @@ class LabNetwork:
         if not 1 <= count <= 100:
             raise LabParameterError(f"pinging across {self.name}: count={count!r} must be in [1, 100]")
         dst = self.addr["rcv" if src == "snd" else "snd"]
-        argv = ["ping", "-n", "-q", "-M", "do", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}", "-s", str(payload), dst]
+        argv = ["ping", "-n", "-q", "-M", "do", "-c", str(count), "-i", f"{interval:g}", "-W", f"{wait:g}", "-s", str(payload),
+                dst]
         try:
             p = self.run(src, argv, timeout=count * interval + wait + 10)
         except FileNotFoundError:
-            raise FeatureUnavailable("ping", "pinging across the lab network: `ping` is not installed (apt-get install iputils-ping)") from None
+            raise FeatureUnavailable(
+                "ping", "pinging across the lab network: `ping` is not installed (apt-get install iputils-ping)") from None
         m = re.search(r"(\d+) packets transmitted, (\d+) received", p.stdout)
         if m is None:
             if "ip: " in p.stderr or "exec of" in p.stderr or "No such file" in p.stderr:

@@ -254,7 +254,8 @@ class _Col:
 
     def width(self, lo: int, hi: int) -> int:
         if self.kind == "cat":
-            return self.table.shape[1]  # type: ignore[union-attr]
+            assert self.table is not None  # set with kind "cat"
+            return self.table.shape[1]
         v = self.values[lo:hi]
         if self.kind == "int":
             if not len(v):
@@ -270,7 +271,8 @@ class _Col:
     def fill(self, mat: np.ndarray, off: int, w: int, lo: int, hi: int) -> None:
         if self.kind == "cat":
             t = self.table
-            mat[:, off:off + t.shape[1]] = t[self.codes[lo:hi]]  # type: ignore[index]
+            assert t is not None  # set with kind "cat"
+            mat[:, off:off + t.shape[1]] = t[self.codes[lo:hi]]
         elif self.kind == "int":
             v = self.values[lo:hi]
             if v.dtype.kind == "i":

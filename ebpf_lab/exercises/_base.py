@@ -239,7 +239,7 @@ class GradedProgram(Lesson):
         return df
 
     def to_frame(self, arr: np.ndarray) -> pd.DataFrame:
-        cols = {}
+        cols: Dict[str, Any] = {}
         for name in arr.dtype.names or ():
             col = arr[name]
             if col.dtype.kind == "S":
@@ -540,7 +540,8 @@ class Grader:
             raise Fail(f"{function}() is not written yet (it still raises NotImplementedError).",
                        "replace `raise NotImplementedError()` with your code.")
         if out.status == "error":
-            where = f" at line {out.line} of your cell" + (f": {out.text.strip()}" if out.text.strip() else "") if out.line else ""
+            where = (f" at line {out.line} of your cell" + (f": {out.text.strip()}" if out.text.strip() else "")
+                     if out.line else "")
             raise Fail(f"{function}() stopped with {out.error_type}: {out.message}{where}.",
                        _python_hint(out.error_type))
         if out.status == "unpicklable":

@@ -16,12 +16,12 @@ import random
 import re
 import shutil
 import tempfile
-from typing import List
+from typing import List, Optional
 
 from .. import _kernel
 from ..engine import Hook
 from ..errors import LabError
-from ._base import FAIL, Exercise, Fail, Grader, Stop
+from ._base import FAIL, Exercise, Fail, Grader, Report, Stop, Submission
 from ._workload import Paused
 
 _NAME = re.compile(r"^([a-z0-9_]+):([A-Za-z0-9_]+)$")
@@ -45,7 +45,7 @@ class ChooseHook(Exercise):
         "clean": "nothing is left in the kernel afterwards",
     }
 
-    def run(self, sub, *, force_hook=None):  # type: ignore[no-untyped-def]
+    def run(self, sub: Submission, *, force_hook: Optional[str] = None) -> Report:
         # the released cell still raises NotImplementedError: no HOOK yet is an empty answer, with the search hint
         if sub.bpf is None and sub.problems and all(f"assign {self.bpf_var}" in p for p in sub.problems):
             sub = dataclasses.replace(sub, bpf="", problems=[])
@@ -70,7 +70,9 @@ class ChooseHook(Exercise):
 
         if not g.ok("answered"):
             raise Stop
-        cat, ev = _NAME.match(answer).groups()
+        m = _NAME.match(answer)
+        assert m is not None  # the "answered" step passed
+        cat, ev = m.groups()
 
         @g.step("exists", needs=["answered"])
         def _():
@@ -109,7 +111,7 @@ class ChooseHook(Exercise):
         except LabError as e:
             g.record("fires", FAIL, f"the grader could not attach a program to {answer}: {e}",
                      "is it a tracepoint BPF programs may attach to? Pick one from the syscalls category.")
-            raise Stop
+            raise Stop from e
         g.hooks = [h.name for h in p.hooks]
         w.go()
         fired = int(dict(p.map_items("fired")).get(0, 0))

@@ -113,7 +113,8 @@ class KillToPid(_KillExercise):
             bad = ev[ev["target_pid"] != w.a]
             if len(bad):
                 if (ev["target_pid"] == 0).all():
-                    raise Fail("target_pid is 0 in every event.", "the event's target_pid is never filled in: the hook's argument holds it.")
+                    raise Fail("target_pid is 0 in every event.",
+                               "the event's target_pid is never filled in: the hook's argument holds it.")
                 raise Fail(f"{len(bad)} of {len(ev)} events are kill()s aimed at other pids "
                            f"({sorted(set(bad['target_pid'].tolist()))[:4]}), not at TARGET_PID={w.a}.",
                            "return early unless target_pid == TARGET_PID.")
@@ -248,7 +249,8 @@ class KillSignalCounts(_KillExercise):
                            "index by target: pivot_table(index='target', columns='signal', ...).")
             if [str(c) for c in df.columns] != cols:
                 if sorted(str(c) for c in df.columns) == cols:
-                    raise Fail(f"the columns are {list(map(str, df.columns))}.", "sort the columns by name: df[sorted(df.columns)].")
+                    raise Fail(f"the columns are {list(map(str, df.columns))}.",
+                               "sort the columns by name: df[sorted(df.columns)].")
                 raise Fail(f"the columns are {list(map(str, df.columns))}; expected {cols}.",
                            "name each signal with signal.Signals(sig).name, and 0 as 'check'.")
             if idx != targets:

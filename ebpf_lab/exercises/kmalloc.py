@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, Iterable, List, Sequence
 
 import pandas as pd
 
@@ -44,6 +44,7 @@ class Storms:
 
     def go(self, timeout: float = 30.0, wait: bool = True) -> None:
         for p in self.procs:
+            assert p.stdin is not None  # stdin=PIPE
             if not p.stdin.closed:
                 p.stdin.write(b"g")
                 p.stdin.close()
@@ -84,7 +85,7 @@ def writev_script(values: Sequence[int]) -> str:
             "        os.writev(fd, bufs)\n")
 
 
-def draw(values: Sequence[int], k: int = 2) -> List[int]:
+def draw(values: Iterable[int], k: int = 2) -> List[int]:
     """``k`` distinct parameter values for one grading run, drawn afresh (``EBPF_LAB_GRADE_SEED`` fixes them)."""
     seed = os.environ.get("EBPF_LAB_GRADE_SEED")
     rng = random.Random(seed) if seed else random.SystemRandom()
@@ -137,6 +138,7 @@ class KmallocFilter(Exercise):
                 if p is None:
                     raise Stop
             else:
+                assert g.sub.bpf is not None  # g.build() made a program of it in round 0
                 p = g.program(g.sub.bpf, HOOK, flags, events_map="events")
                 try:
                     p.compile()
@@ -145,7 +147,7 @@ class KmallocFilter(Exercise):
                 except LabError as e:
                     g.record("fires", FAIL, f"with -DMIN_BYTES={mb} your program no longer loads: {e}",
                              "use MIN_BYTES only as a number in comparisons.")
-                    raise Stop
+                    raise Stop from e
             truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
             rounds.append((mb, p, truth))
         noise.go(wait=False)
@@ -234,7 +236,8 @@ class KmallocFilter(Exercise):
         def _():
             a, r = int(mine["bytes_alloc"].sum()), int(mine["bytes_req"].sum())
             if a == t["ge_req_sum"] and r == t["ge_alloc_sum"] and a != r:
-                raise Fail("bytes_req and bytes_alloc are swapped.", "look at which tracepoint field goes into which event field.")
+                raise Fail("bytes_req and bytes_alloc are swapped.",
+                           "look at which tracepoint field goes into which event field.")
             if a != t["ge_alloc_sum"]:
                 raise Fail(f"the bytes_alloc of your events add up to {a:,}; the kernel handed out {t['ge_alloc_sum']:,}.",
                            "bytes_alloc must be what the tracepoint says the allocator handed out.")
@@ -343,7 +346,8 @@ class KmallocPerPid(Exercise):
         @g.step("py-columns", needs=["py-runs"])
         def _():
             if list(df.columns) != ["pid", "bytes", "share"]:
-                raise Fail(f"the columns are {list(map(str, df.columns))}.", "name them exactly pid, bytes, share, in this order.")
+                raise Fail(f"the columns are {list(map(str, df.columns))}.",
+                           "name them exactly pid, bytes, share, in this order.")
         exp = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
         @g.step("py-top", needs=["py-columns"])
         def _():
@@ -357,7 +361,8 @@ class KmallocPerPid(Exercise):
                     raise Fail("the rows are in increasing order.", "sort largest first: sort_values('bytes', ascending=False).")
                 raise Fail(f"the bytes column is {got_bytes}; the {n} largest totals are {want_bytes}.",
                            "sort by bytes, largest first, then take the first n rows.")
-            if {int(x) for x in df["pid"]} != {pid for pid, _ in exp} or any(totals.get(int(pid)) != int(b) for pid, b in zip(df["pid"], df["bytes"])):
+            if {int(x) for x in df["pid"]} != {pid for pid, _ in exp} or any(
+                    totals.get(int(pid)) != int(b) for pid, b in zip(df["pid"], df["bytes"])):
                 raise Fail("the pids do not go with their bytes.", "keep each pid on the row of its own total.")
             if list(df.index) != list(range(len(df))):
                 raise Fail(f"the index is {list(df.index)}.", "number the rows from 0: .reset_index(drop=True).")
@@ -369,7 +374,8 @@ class KmallocPerPid(Exercise):
             if any(abs(a - b) > 1e-9 for a, b in zip(got, want)):
                 top = sum(b for _, b in exp)
                 if all(abs(a - b / top) < 1e-9 for a, (_, b) in zip(got, exp)):
-                    raise Fail("share is the fraction of the top n only.", "divide by the sum of ALL totals, before taking the top n.")
+                    raise Fail("share is the fraction of the top n only.",
+                               "divide by the sum of ALL totals, before taking the top n.")
                 if all(abs(a - 100 * b) < 1e-6 for a, b in zip(got, want)):
                     raise Fail("share is in percent.", "share is a fraction between 0 and 1 (do not multiply by 100).")
                 raise Fail(f"share is {got}; expected {want}.", "share = bytes / (sum of all bytes).")

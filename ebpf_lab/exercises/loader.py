@@ -24,7 +24,7 @@ import tempfile
 import time
 from typing import Any, Dict, List
 
-from ._base import FAIL, Exercise, Fail, Grader, Stop
+from ._base import Exercise, Fail, Grader
 from ._workload import Paused, Sleepers
 
 SECONDS = 2.0
@@ -161,16 +161,16 @@ class WriteTheLoader(Exercise):
             limit = SECONDS + 20
             try:
                 out, err = child.communicate(timeout=limit)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as e:
                 _kill_group(child)
                 raise Fail(f"load_and_poll() did not return within {limit:g} s (asked to poll for {SECONDS:g} s), "
                            "so the grader stopped it.",
-                           "poll in a loop that ends when the time is up: compare time.monotonic() with a deadline.")
+                           "poll in a loop that ends when the time is up: compare time.monotonic() with a deadline.") from e
         try:
             d = json.loads(out.decode(errors="replace"))
-        except ValueError:
+        except ValueError as e:
             tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:] or [f"exit {child.returncode}"]
-            raise Fail(f"load_and_poll() crashed the Python interpreter ({tail[0]}).", "")
+            raise Fail(f"load_and_poll() crashed the Python interpreter ({tail[0]}).", "") from e
         self._judge(g, d, attached, target, plan)
 
     def _judge(self, g: Grader, d: Dict[str, Any], attached: bool, target: int, plan: List[tuple]) -> None:

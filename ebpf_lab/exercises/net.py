@@ -15,7 +15,7 @@ import dataclasses
 import json
 import subprocess
 import sys
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -153,6 +153,7 @@ class NetWorkload:
         recv = net.popen("rcv", [sys.executable, "-c", _TCP_RECEIVER, str(port), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
         try:
+            assert recv.stdout is not None  # stdout=PIPE
             if recv.stdout.readline().strip() != "ready":
                 raise Fail("the grader's TCP receiver did not start.", "grade again; tell your teacher if it persists.")
             net.run("snd", [sys.executable, "-c", _TCP_SENDER, net.addr["rcv"], str(port), json.dumps(list(payloads))],
@@ -171,6 +172,7 @@ class NetWorkload:
         recv = net.popen("rcv", [sys.executable, "-c", _RECEIVER, str(UDP_PORT), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True, preexec_fn=_procs.preexec())
         try:
+            assert recv.stdout is not None  # stdout=PIPE
             line = recv.stdout.readline().strip()
             if line != "ready":
                 raise Fail("the grader's UDP receiver did not start.", "grade again; tell your teacher if it persists.")
@@ -201,12 +203,13 @@ def _on_net(hooks: List[Hook], net: Any) -> List[Hook]:
     return hooks
 
 
-def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook], cflags: Sequence[str] = ()) -> Optional[GradedProgram]:
+def build_net(g: Grader, w: NetWorkload, text: Optional[str], hooks: List[Hook],
+              cflags: Sequence[str] = ()) -> Optional[GradedProgram]:
     return g.build(text, _on_net(list(hooks), w.net), cflags)
 
 
 class _NetExercise(Exercise):
-    needs = ("netns", "tc")
+    needs: ClassVar[Tuple[str, ...]] = ("netns", "tc")
     #: drawn afresh for each grading run (limit_draw), passed as -DLIMIT=...: a number in its place fails
     LIMIT = 400
     hook = "tc"
@@ -473,7 +476,8 @@ class TcCountProtocols(_NetExercise):
             def _():
                 lost = [x for x in t.pings if x["received"] < x["sent"]]
                 if lost or any(t.udp_got.get(s, 0) < n for s, n in t.udp_sent.items()):
-                    raise Fail("some packets were dropped" + (f" (pings of {lost[0]['frame']}-byte frames)" if lost else "") + ".",
+                    raise Fail("some packets were dropped"
+                               + (f" (pings of {lost[0]['frame']}-byte frames)" if lost else "") + ".",
                                "this classifier only counts: return TC_ACT_OK for every packet.")
 
             got: Dict[int, Dict[str, int]] = {}
@@ -481,7 +485,8 @@ class TcCountProtocols(_NetExercise):
             @g.step("fires", needs=["loads"])
             def _():
                 if p.map_shape("by_proto") is None:
-                    raise Fail("your program has no map named by_proto.", "keep BPF_HASH(by_proto, u32, struct proto_stats, ...) as given.")
+                    raise Fail("your program has no map named by_proto.",
+                               "keep BPF_HASH(by_proto, u32, struct proto_stats, ...) as given.")
                 for k, v in p.map_items("by_proto"):
                     got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
                 g.data["by_proto"] = pd.DataFrame.from_dict(got, orient="index").rename_axis("protocol")
@@ -518,7 +523,8 @@ class TcCountProtocols(_NetExercise):
                 raise Fail(f"the protocols are {names_got}; expected {sorted(names_exp)}.",
                            "name protocols with PROTO_NAMES, e.g. 1 -> 'ICMP'.")
             if names_got != names_exp:
-                raise Fail(f"the rows are in the order {names_got}.", "most packets first: sort_values('packets', ascending=False).")
+                raise Fail(f"the rows are in the order {names_got}.",
+                           "most packets first: sort_values('packets', ascending=False).")
             for a, b in zip(got, rows):
                 if a[1:3] != b[1:3]:
                     raise Fail(f"{a[0]}: packets, bytes = {a[1:3]}; expected {b[1:3]}.", "copy each protocol's counts.")

@@ -167,7 +167,8 @@ class OpenatFailures(_OpenatExercise):
             wrong = ev[[by_err.get(int(e)) != f for e, f in zip(ev["err"], ev["filename"])]]
             if len(wrong):
                 f = wrong["filename"].iloc[0]
-                raise Fail(f"{len(wrong)} event(s) carry the wrong path, e.g. {f!r} for {errno.errorcode.get(int(wrong['err'].iloc[0]))}.",
+                raise Fail(f"{len(wrong)} event(s) carry the wrong path, e.g. {f!r} for "
+                           f"{errno.errorcode.get(int(wrong['err'].iloc[0]))}.",
                            "empty means the path was never copied: read it at entry with bpf_probe_read_user_str(), "
                            "keep it in inflight, and copy it into the event at return." if not f else
                            "copy the path stored at entry for this thread into the event.")
@@ -209,7 +210,8 @@ class OpenatLatency(_OpenatExercise):
         def _():
             shape = p.map_shape("dist")
             if shape is None or shape["type"] != BPF_MAP_TYPE_ARRAY or shape["max_entries"] != 64:
-                raise Fail("your program has no histogram named dist (64 buckets).", "keep BPF_HISTOGRAM(dist, int, 64) as given.")
+                raise Fail("your program has no histogram named dist (64 buckets).",
+                           "keep BPF_HISTOGRAM(dist, int, 64) as given.")
             hist.update({int(k): int(v) for k, v in p.map_items("dist") if int(v)})
             g.data["dist"] = pd.Series(hist, name="calls", dtype="int64").rename_axis("bucket").sort_index()
             if not hist:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Dict
 
-from ..engine import Hook
 from ._base import Exercise, Fail, Grader, Stop
 from .kmalloc import HOOK, Storms, truth_counts
 
@@ -66,7 +65,8 @@ class FixTheVerifier(Exercise):
         def _():
             got, want = items.get(st.target), t["alloc_sum"]
             if got != want:
-                msg = f"for pid {st.target} the map holds {got if got is None else f'{got:,}'}; the kernel handed out {want:,} bytes."
+                msg = (f"for pid {st.target} the map holds {got if got is None else f'{got:,}'}; "
+                       f"the kernel handed out {want:,} bytes.")
                 if got == t["calls"]:
                     raise Fail(msg, "you counted allocations (+1 each); the program adds up their sizes (bytes_alloc).")
                 if got == t["req_sum"]:

@@ -124,7 +124,7 @@ def attach_tc_ingress(net: LabNetwork, side: str, fd: int, name: str, *, doing: 
 
 def _gone_errors() -> tuple:
     """What netlink raises when the object to remove is already gone."""
-    from pyroute2.netlink.exceptions import NetlinkError  # type: ignore[import-untyped]
+    from pyroute2.netlink.exceptions import NetlinkError
 
     return (OSError, NetlinkError, KeyError, IndexError)  # IndexError: link_lookup found no such link
 

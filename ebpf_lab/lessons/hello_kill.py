@@ -457,8 +457,9 @@ def compare_with_bpftrace(check: pd.DataFrame, victims: List[int], bt: pd.DataFr
     for i in range(max(len(lesson), len(theirs))):
         a = lesson[i] if i < len(lesson) else None
         b = theirs[i] if i < len(theirs) else None
-        same_kill = a is not None and b is not None and a[:2] == b[:2]
-        rows.append({"target": (a or b)[0], "signal": (a or b)[1], "signal_name": signal_name((a or b)[1]),
+        either = a or b
+        assert either is not None  # i is below one of the two lengths
+        rows.append({"target": either[0], "signal": either[1], "signal_name": signal_name(either[1]),
                      "bcc": bool(a and a[2]), "bpftrace": bool(b and b[2]),
-                     "agree": bool(same_kill and a[2] and b[2])})
+                     "agree": bool(a is not None and b is not None and a[:2] == b[:2] and a[2] and b[2])})
     return pd.DataFrame(rows, columns=["target", "signal", "signal_name", "bcc", "bpftrace", "agree"])

@@ -19,7 +19,8 @@ from .._workloads import binary
 from ..engine import Hook, Lesson, Param, Workload, bytes_to_category, factorize, wall_clock
 from ..errors import FeatureUnavailable, LabError
 
-__all__ = ["KmallocLesson", "kmalloc_node_separate", "traced_events_sentence", "tracepoint_format", "list_tracepoints", "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table",
+__all__ = ["KmallocLesson", "kmalloc_node_separate", "traced_events_sentence", "tracepoint_format", "list_tracepoints",
+           "plot_sizes", "plot_top", "plot_slack", "plot_histogram_table",
            "log2l_bounds", "log2_histogram", "workload_command", "bpftrace_program", "bpftrace_sizes",
            "compare_sizes"]
 
@@ -55,7 +56,8 @@ def tracepoint_format(category: str, event: str) -> pd.DataFrame:
     try:
         text = open(path).read()
     except FileNotFoundError:
-        raise FeatureUnavailable(f"tracepoint {category}:{event}", f"reading {path}: this kernel has no tracepoint {category}:{event}") from None
+        raise FeatureUnavailable(f"tracepoint {category}:{event}",
+                                 f"reading {path}: this kernel has no tracepoint {category}:{event}") from None
     rows = []
     for m in _FIELD.finditer(text):
         decl = m["decl"].strip()
@@ -134,7 +136,8 @@ class KmallocLesson(Lesson):
     def select_hooks(self) -> List[Hook]:
         ev = self.values["event"]
         if not _kernel.tracepoint_exists("kmem", ev):
-            raise FeatureUnavailable(f"tracepoint kmem:{ev}", f"compiling lesson kmalloc: this kernel has no kmem:{ev} tracepoint")
+            raise FeatureUnavailable(f"tracepoint kmem:{ev}",
+                                     f"compiling lesson kmalloc: this kernel has no kmem:{ev} tracepoint")
         fn = "on_kmalloc" if ev == "kmalloc" else "on_page_alloc"
         hooks = [Hook("tracepoint", f"kmem:{ev}", fn)]
         if ev == "kmalloc" and kmalloc_node_separate():

@@ -367,7 +367,7 @@ class TcClassifierLesson(Lesson):
                                     "(larger pings would be fragmented)")
         n = int(count or self.values["count"])
         assert self.net is not None
-        rows = []
+        rows: List[Dict[str, Any]] = []
         t0 = time.monotonic()
         try:
             before = self._by_len()
@@ -383,6 +383,7 @@ class TcClassifierLesson(Lesson):
                 seen = max(new, key=lambda k: sum(new[k])) if new else None
                 pas, drop = new.get(seen, (0, 0)) if seen is not None else (0, 0)
                 if r["received"] == 0 and pas > 0:
+                    assert seen is not None  # pas > 0: some length was seen
                     # the classifier passed it yet no reply came back within -W: on a busy machine a reply can be
                     # late; ask once more, waiting longer, before calling it undelivered
                     r = self.net.ping(p, count=n, wait=1.5)
@@ -445,7 +446,8 @@ class TcClassifierLesson(Lesson):
         if frame_sizes is not None and any(int(n) < MIN_TEST_FRAME or int(n) > 3000 for n in frame_sizes):
             raise LabParameterError(f"test-running lesson {self.id}: frame sizes must be in [{MIN_TEST_FRAME}, 3000] "
                                     "(the kernel refuses an IPv4 frame without a whole IPv4 header)")
-        sizes = list(frame_sizes) if frame_sizes is not None else [s for s in (self.limit - 1, self.limit, self.limit + 1) if s >= MIN_TEST_FRAME]
+        sizes = list(frame_sizes) if frame_sizes is not None else [s for s in (self.limit - 1, self.limit,
+                                                                               self.limit + 1) if s >= MIN_TEST_FRAME]
         rows = []
         for n in sizes:
             ret, dur, _ = prog_test_run(self._fn.fd, craft_frame(int(n)))
@@ -542,5 +544,5 @@ def limit_explorer(initial: int = 500, *, payloads: Optional[Callable[[int], Lis
 
     slider.observe(lambda ch: rerun(ch["new"]), names="value")
     box = w.VBox([slider, status, out])
-    box.rerun = rerun  # type: ignore[attr-defined]
+    box.rerun = rerun
     return box

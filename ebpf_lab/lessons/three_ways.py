@@ -839,6 +839,7 @@ def disk_needs(core: Optional[CoreBuild]) -> Dict[str, Dict[str, Any]]:
                                                          "/usr/lib/aarch64-linux-gnu/libbcc.so.0") if os.path.exists(p)), "")
     files = (_so_closure(lib) if lib else []) + [sys.executable]
     hdr = _headers_trees()
+    assert bcc.__file__ is not None  # a regular package, imported from a file
     out["bcc"] = {"needs_on_target": "Python, bcc (its LLVM/clang inside libbcc), kernel headers matching the kernel",
                   "disk_mb": round((_files_bytes(files) + _tree_bytes(os.path.dirname(bcc.__file__))
                                     + _tree_bytes(*hdr)) / 1e6, 1),
@@ -913,7 +914,7 @@ def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = 
         child = _Child(m, argv)
         stop = threading.Event()
 
-        def ping() -> None:
+        def ping(stop: threading.Event = stop) -> None:
             while not stop.is_set():
                 os.kill(me, 0)
                 stop.wait(0.02)

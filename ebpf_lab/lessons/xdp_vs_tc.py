@@ -95,8 +95,10 @@ class XdpVsTcLesson(Lesson):
         "dropped": "frames the rule dropped (BPF counter, iptables/nft rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
-        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
-        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, which charge softirq work to the task it interrupted)",
+        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd "
+                           "on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, "
+                              "which charge softirq work to the task it interrupted)",
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
@@ -139,7 +141,8 @@ class XdpVsTcLesson(Lesson):
                 self.net.up()
             _net.refuse_foreign_clsact(self.net, "rcv", f"attaching lesson {self.id}")
             if self.net.xdp_attached("rcv"):
-                raise AttachError(f"attaching lesson {self.id}: the receiver veth already has an XDP program; nothing was changed")
+                raise AttachError(
+                    f"attaching lesson {self.id}: the receiver veth already has an XDP program; nothing was changed")
         except BaseException:
             self.detach()
             raise
@@ -156,7 +159,8 @@ class XdpVsTcLesson(Lesson):
             return attach_hook(self.bpf, Hook("xdp", "receiver veth", "on_xdp", net=self.net, side="rcv",
                                               xdp_mode=hook.split("-", 1)[1]), doing=doing)
         if hook == "tc":
-            return attach_hook(self.bpf, Hook("sched_cls", "clsact ingress", "on_tc_ingress", net=self.net, side="rcv"), doing=doing)
+            return attach_hook(self.bpf, Hook("sched_cls", "clsact ingress", "on_tc_ingress", net=self.net, side="rcv"),
+                               doing=doing)
         if hook == "nft-ingress":
             return self._nft_on(doing)
         table, chain = ("raw", "PREROUTING") if hook == "iptables-raw" else ("filter", "INPUT")
@@ -168,9 +172,11 @@ class XdpVsTcLesson(Lesson):
             raise AttachError(f"{doing}: iptables -A {' '.join(rule)} failed: {r.stderr.strip()}")
         self._ipt = (table, chain)
 
+        net = self.net
+
         def off() -> None:
-            if not self.net.closed and os.getpid() == self.net.owner:
-                self.net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
+            if not net.closed and os.getpid() == net.owner:
+                net.run("rcv", ["iptables", "-w", "5", "-D"] + rule, timeout=20)
             _registry.unregister(token)
 
         return off
@@ -191,9 +197,11 @@ class XdpVsTcLesson(Lesson):
             _registry.unregister(token)
             raise AttachError(f"{doing}: nft -f (table netdev {table}) failed: {p.stderr.strip()}")
 
+        net = self.net
+
         def off() -> None:
-            if not self.net.closed and os.getpid() == self.net.owner:
-                self.net.run("rcv", ["nft", "delete", "table", "netdev", table], timeout=20)
+            if not net.closed and os.getpid() == net.owner:
+                net.run("rcv", ["nft", "delete", "table", "netdev", table], timeout=20)
             _registry.unregister(token)
 
         return off
@@ -228,7 +236,9 @@ class XdpVsTcLesson(Lesson):
         if key is None:
             return None
         info = prog_info(self._fns[key].fd)
-        return int(info.get("run_cnt") or 0), int(info.get("run_time_ns") or 0)
+        cnt, ns = info.get("run_cnt") or 0, info.get("run_time_ns") or 0
+        assert isinstance(cnt, int) and isinstance(ns, int)  # prog_info's run stats: ints, or None before 5.1
+        return cnt, ns
 
     def _trafgen_config(self, path: str) -> None:
         with open(path, "w") as f:
