@@ -260,6 +260,7 @@ def test_jupyterlab_saves_the_text_form_too(tmp_path, monkeypatch):
     (lab / "scripts").mkdir(parents=True)
     (lab / "notebooks").mkdir()
     shutil.copy(ROOT / "scripts" / "jupyter.sh", lab / "scripts")
+    shutil.copy(ROOT / "scripts" / "jupyterlab-overrides.json", lab / "scripts")  # jupyter.sh installs it
     for name in ("jupytext.toml", "02_kmalloc.ipynb", "02_kmalloc.py"):
         shutil.copy(ROOT / "notebooks" / name, lab / "notebooks")
     monkeypatch.setenv("EBPF_LAB_VENV", os.environ.get("EBPF_LAB_VENV", str(ROOT / ".venv")))
