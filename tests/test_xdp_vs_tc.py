@@ -132,11 +132,24 @@ def test_sigkill_mid_measurement_leaves_nothing():
         _, err = p.communicate(timeout=60)
         pytest.fail(f"the run never built its network (exit status {p.returncode}):\n{err.decode(errors='replace')[-2000:]}")
     snd = next(o.split()[1] for o in mine() if o.endswith("-snd"))
-    inode = _netns_inode(snd)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not _trafgens(inode) and p.poll() is None:
+
+    def inode_now():
+        # read afresh each time: the namespace is recorded a moment before `ip netns add` has bind-mounted it,
+        # and until then /run/netns/NAME is a plain file with an inode of its own (seen under emulation)
+        try:
+            return _netns_inode(snd)
+        except FileNotFoundError:
+            return None
+
+    # trafgen runs for the whole 10-s measurement of each hook: wait for it as long as the run lives
+    inode = inode_now()
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and p.poll() is None:
+        inode = inode_now()
+        if inode is not None and _trafgens(inode):
+            break
         time.sleep(0.05)
-    if not _trafgens(inode):
+    if inode is None or not _trafgens(inode):
         p.kill()
         _, err = p.communicate(timeout=60)
         pytest.fail(f"trafgen never started (the run exited with {p.returncode}):\n{err.decode(errors='replace')[-2000:]}")
