@@ -330,11 +330,5 @@ def _drain_raw(q: "queue.Queue[Optional[str]]") -> List[str]:
 
 
 def _drain(q: "queue.Queue[Optional[str]]") -> List[str]:
-    out: List[str] = []
-    while True:
-        try:
-            x = q.get_nowait()
-        except queue.Empty:
-            return out
-        if x is not None and x.strip():
-            out.append(x.rstrip("\n"))
+    """The queued lines that hold text, without their newlines."""
+    return [x.rstrip("\n") for x in _drain_raw(q) if x.strip()]
