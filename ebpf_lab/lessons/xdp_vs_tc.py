@@ -96,10 +96,12 @@ class XdpVsTcLesson(Lesson):
         "dropped": "frames the rule dropped (BPF counter, iptables/nft rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
-        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd "
-                           "on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
-        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, "
-                              "which charge softirq work to the task it interrupted)",
+        "task_ns_per_pkt": "CPU time charged to trafgen's sender (its send path, and the receive softirq that runs in its "
+                           "context unless the kernel accounts IRQ time separately, CONFIG_IRQ_TIME_ACCOUNTING) plus "
+                           "ksoftirqd on that CPU, per frame: other processes sharing the CPU do not count, unlike "
+                           "cpu_ns_per_pkt",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (measured with IRQ time accounting; without it, "
+                              "sampled at each tick, and the same time is charged to the task the softirq interrupted)",
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
@@ -685,7 +687,7 @@ def plot_hooks(df: pd.DataFrame) -> Any:
     hooks = list(df["hook"].cat.categories) if hasattr(df["hook"], "cat") else list(dict.fromkeys(df["hook"]))
     x = np.arange(len(hooks))
     for ax, col, label in [(axes[0], "dropped_pps", "frames dropped per second"),
-                           (axes[1], "task_ns_per_pkt", "CPU ns per frame (send + receive)")]:
+                           (axes[1], "task_ns_per_pkt", "CPU ns per frame (trafgen + ksoftirqd)")]:
         med = [df.loc[df["hook"] == h, col].median() for h in hooks]
         ax.bar(x, med, color=["#adb5bd" if h == "none" else "#f4a261" if h.startswith("xdp") else
                               "#2a9d8f" if h == "tc" else "#8ab6d6" for h in hooks], alpha=0.8)
