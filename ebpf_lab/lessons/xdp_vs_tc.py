@@ -327,7 +327,8 @@ class XdpVsTcLesson(Lesson):
                 cpu = _pinned_cpu(procs, default=cpu)
                 # the tasks on that CPU: trafgen's sender (and the receive softirq it runs) and the CPU's
                 # ksoftirqd; `timeout` and trafgen's parent wait elsewhere (they would only add the odd tick)
-                tasks = [p for p in procs if _affinity(p) == {cpu}] + _ksoftirqd(cpu)
+                # (should trafgen not have pinned its sender, all of its processes)
+                tasks = ([p for p in procs if _affinity(p) == {cpu}] or procs) + _ksoftirqd(cpu)
                 # each counter with the moment it was read (reading iptables/nft counters takes a while,
                 # so the drop counter brackets the rest); frames sent, the CPU's time and the tasks'
                 # times are read side by side, so that each "per frame" figure has one window
