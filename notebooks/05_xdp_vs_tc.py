@@ -36,7 +36,7 @@ import subprocess
 from ebpf_lab.netlab import lab_objects
 from ebpf_lab.lessons._net import receive_path_figure
 from ebpf_lab.bpftool import programs, programs_gone
-from ebpf_lab.lessons.xdp_vs_tc import XdpVsTcLesson, HOOKS, summarize, plot_hooks, findings, iptables_backend
+from ebpf_lab.lessons.xdp_vs_tc import XdpVsTcLesson, HOOKS, summarize, plot_hooks, findings, iptables_backend, shapes
 
 print(iptables_backend())
 
@@ -54,18 +54,21 @@ plt.show()
 #
 # `xdp_vs_tc.bpf.c` has one function, `rule_drops()`, called from an XDP handler and from a TC handler; only the
 # return codes differ (`XDP_DROP` / `TC_ACT_SHOT`). Note the `bpf_skb_pull_data()` in the TC handler: an `sk_buff`
-# can keep most of a frame in page fragments, and a TC program sees only the linear part directly. The generator's
-# frames arrive that way (only the 14-byte Ethernet header is linear), so without the pull the rule would never
-# see the UDP header at TC.
+# can keep most of a frame in page fragments, and a TC program sees only the linear part directly. A packet
+# generator writing into a packet socket's TX ring (below) sends frames whose linear part is the link-layer header
+# only, so without the pull the rule would never see the UDP header at TC. The program does not take this on
+# trust: each handler counts, for every frame of the flow, its whole length and the part it can read directly
+# (the `shapes` map; at TC `skb->len` against `data_end - data` before the pull), and the lesson reports it below.
 #
 # The XDP handler needs no pull, but not because XDP frames are linear by nature: the kernel makes them so, at a
 # price. **Generic XDP** linearises a non-linear `sk_buff` before running the program — it copies the fragments
 # into one buffer (unless the program declares it handles fragments, which this one does not). **Native XDP on
 # veth** has no DMA buffer to run on: the sender built an `sk_buff`, and the veth driver turns it into an XDP
 # buffer, copying the frame into a freshly allocated page when the `sk_buff` is non-linear, shared or short of
-# headroom — as the generator's are. Both XDP rows below therefore pay for a copy that TC (which pulls only the
-# 42 header bytes it needs) does not. On a physical NIC with native XDP support there is no such copy: the program
-# runs on the driver's receive buffer itself.
+# headroom. When the frames reach TC non-linear, both XDP rows below therefore pay for a copy that TC (which pulls
+# only the 42 header bytes it needs) does not — the section "What each hook was given" shows whether they do on
+# this kernel. On a physical NIC with native XDP support there is no such copy: the program runs on the driver's
+# receive buffer itself.
 
 # %% tags=["source"]
 lab = XdpVsTcLesson(seconds=1.0, repeats=3)
@@ -116,9 +119,10 @@ print(lab.trafgen_config())
 #
 # * `sent_pps` — the sender's rate (veth tx counter); when the CPU is saturated, a cheaper drop means a faster sender;
 # * `dropped_pps` — what the rule dropped (BPF map counter, iptables rule counter, or UDP `NoPorts` for `none`);
-# * `task_ns_per_pkt` — CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus
-#   that CPU's `ksoftirqd`, per frame: send + receive + drop. Other programs that share the CPU do not count, so
-#   this is the steadiest figure on a busy machine;
+# * `task_ns_per_pkt` — CPU time charged to trafgen plus that CPU's `ksoftirqd`, per frame: the send path, and the
+#   receive softirq that runs in trafgen's context — unless the kernel accounts IRQ time separately
+#   (`CONFIG_IRQ_TIME_ACCOUNTING`), which puts that softirq time in `softirq_ns_per_pkt` instead. Other programs
+#   that share the CPU do not count, so this is the steadiest figure on a busy machine;
 # * `cpu_ns_per_pkt` — all busy time of that CPU (from `/proc/stat`) per frame — including whatever else ran there;
 # * `bpf_ns_per_run` — the BPF program's own run time (kernel BPF run statistics, switched on only while measuring).
 #
@@ -139,6 +143,7 @@ pd.Series(lab.measure("tc"))
 df = lab.sweep(quiet=False)
 df
 
+# %% [markdown]
 # Per hook: the median of its runs, and their range (min, max). Expect `dropped_pps` to be highest and
 # `task_ns_per_pkt` lowest for the cheapest hook — and look at whether the ranges of two hooks overlap before
 # calling one cheaper.
@@ -148,6 +153,7 @@ summarize(df)[["sent_pps_median", "dropped_pps_median", "dropped_pps_min", "drop
                "task_ns_per_pkt_median", "task_ns_per_pkt_min", "task_ns_per_pkt_max", "bpf_ns_per_run_median",
                "runs"]].round(1)
 
+# %% [markdown]
 # **The plot.** One bar per hook, its height the median of its runs; each black dot is one run, so the dots show
 # the spread. Left: frames dropped per second (higher is better: the sender got more frames through the whole
 # send-and-drop path per second). Right: CPU time per frame, send + receive + drop (lower is better). Grey is the
@@ -157,6 +163,18 @@ summarize(df)[["sent_pps_median", "dropped_pps_median", "dropped_pps_min", "drop
 # %% tags=["plot"]
 fig = plot_hooks(df)
 plt.show()
+
+# %% [markdown]
+# ## What each hook was given: whole frames, or a linear part and fragments
+#
+# The programs' own counters over every burst of the sweep: how many of the flow's frames each BPF hook was given,
+# how many of them were non-linear (longer than the part the program could read directly), and the mean whole
+# length against the mean linear part. Expect TC to be given the generator's frames as they travel, and the XDP
+# hooks the same frames whole: a non-linear frame there would mean the kernel did not copy it.
+
+# %% tags=["linear"]
+print(df.attrs["linearity"])
+shapes(df)
 
 # %% [markdown]
 # ## What this run measured

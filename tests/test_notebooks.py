@@ -230,6 +230,8 @@ def test_05_xdp_vs_tc():
     for hook in HOOKS:
         assert hook in findings
     assert "cheapest drop here:" in findings and "the tutorial's claim" in findings
+    linear = text_of(out["linear"])  # what the BPF hooks were given, counted by the programs
+    assert "TC was given" in linear and "xdp-generic always saw the whole frame linear" in linear, linear
     summary = text_of(out["summary"])
     assert "dropped_pps_median" in summary and "runs" in summary
     assert "left behind by this notebook: nothing" in text_of(out["detach"])

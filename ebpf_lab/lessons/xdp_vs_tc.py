@@ -33,7 +33,8 @@ from ..netlab import LabNetwork
 from . import _net
 from ._net import RunStats, require_tools
 
-__all__ = ["XdpVsTcLesson", "HOOKS", "plot_hooks", "summarize", "findings", "iptables_backend"]
+__all__ = ["XdpVsTcLesson", "HOOKS", "plot_hooks", "summarize", "findings", "iptables_backend", "linearity",
+           "shapes"]
 
 #: hook name -> what it is
 HOOKS: Dict[str, str] = {
@@ -95,15 +96,23 @@ class XdpVsTcLesson(Lesson):
         "dropped": "frames the rule dropped (BPF counter, iptables/nft rule counter, or UDP NoPorts for 'none')",
         "dropped_pps": "dropped / seconds",
         "cpu_ns_per_pkt": "busy time of the sender's CPU (/proc/stat; send path + receive softirq both run there) / frames sent",
-        "task_ns_per_pkt": "CPU time of trafgen (its send path, and the receive softirq that runs in its context) plus ksoftirqd "
-                           "on that CPU, per frame: other processes sharing the CPU do not count, unlike cpu_ns_per_pkt",
-        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (0 on kernels without IRQ time accounting, "
-                              "which charge softirq work to the task it interrupted)",
+        "task_ns_per_pkt": "CPU time charged to trafgen's sender (its send path, and the receive softirq that runs in its "
+                           "context unless the kernel accounts IRQ time separately, CONFIG_IRQ_TIME_ACCOUNTING) plus "
+                           "ksoftirqd on that CPU, per frame: other processes sharing the CPU do not count, unlike "
+                           "cpu_ns_per_pkt",
+        "softirq_ns_per_pkt": "softirq time of that CPU / frames sent (measured with IRQ time accounting; without it, "
+                              "sampled at each tick, and the same time is charged to the task the softirq interrupted)",
         "cpu_busy": "fraction of that CPU busy during the window (1.0 = saturated: the rate is CPU-bound)",
         "bpf_ns_per_run": "the BPF program's own average run time (BPF run stats); NaN for non-BPF hooks",
         "cpu": "the CPU trafgen was pinned to",
         "sent_total": "frames sent over the whole burst (warm-up and tail included)",
         "dropped_total": "frames the rule dropped over the whole burst: equals sent_total when the rule catches all",
+        "prog_frames": "the flow's frames the BPF program was given over the whole burst (NaN for non-BPF hooks)",
+        "nonlinear_frames": "of them, frames longer than the part the program could read directly: non-linear "
+                            "sk_buffs, the rest of the frame in page fragments",
+        "frame_len": "mean length of those frames, whole (skb->len at TC; 14 + the IP total length at XDP)",
+        "linear_len": "mean part of the frame the program could read directly on entry (data_end - data, "
+                      "before TC's bpf_skb_pull_data)",
     }
 
     def __init__(self, *, net: Optional[LabNetwork] = None, **params: Any) -> None:
@@ -229,6 +238,16 @@ class XdpVsTcLesson(Lesson):
         t = self.bpf["verdicts"]
         return int(t.sum(t.Key(0)).value)
 
+    def _shapes(self, hook: str) -> Optional[np.ndarray]:
+        """The program's frame-shape counters for this hook (summed over CPUs): frames, nonlinear, frame_bytes,
+        linear_bytes; None for hooks that are not BPF programs."""
+        slot = 0 if hook.startswith("xdp") else 1 if hook == "tc" else None
+        if slot is None:
+            return None
+        t = self.bpf["shapes"]
+        return np.array([[c.frames, c.nonlinear, c.frame_bytes, c.linear_bytes] for c in t[t.Key(slot)]],
+                        dtype=np.int64).sum(axis=0)
+
     def _bpf_run(self, hook: str) -> Optional[tuple]:
         from .._bpfsys import prog_info
 
@@ -297,7 +316,7 @@ class XdpVsTcLesson(Lesson):
                 argv = ["timeout", "-s", "INT", "-k", "2", f"{limit:.2f}",
                         "trafgen", "-o", self.net.ifname["snd"], "-i", cfg, "-P", "1",
                         "-n", str(min(TRAFGEN_MAX_PACKETS, int(limit * 5_000_000)))]
-                da, sa = self._drops(hook), self.net.link_stats("snd")
+                da, sa, ha = self._drops(hook), self.net.link_stats("snd"), self._shapes(hook)
                 proc = self.net.popen("snd", argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
                 self._wait_for_traffic(proc, sa["tx_packets"])
@@ -306,7 +325,10 @@ class XdpVsTcLesson(Lesson):
                 # trafgen pins its sending fork to a CPU of its own choosing (-P 1: CPU 0),
                 # whatever affinity it was started with: measure the CPU it really runs on
                 cpu = _pinned_cpu(procs, default=cpu)
-                tasks = procs + _ksoftirqd(cpu)
+                # the tasks on that CPU: trafgen's sender (and the receive softirq it runs) and the CPU's
+                # ksoftirqd; `timeout` and trafgen's parent wait elsewhere (they would only add the odd tick)
+                # (should trafgen not have pinned its sender, all of its processes)
+                tasks = ([p for p in procs if _affinity(p) == {cpu}] or procs) + _ksoftirqd(cpu)
                 # each counter with the moment it was read (reading iptables/nft counters takes a while,
                 # so the drop counter brackets the rest); frames sent, the CPU's time and the tasks'
                 # times are read side by side, so that each "per frame" figure has one window
@@ -321,7 +343,7 @@ class XdpVsTcLesson(Lesson):
                 alive = proc.poll() is None
                 _stop_group(proc)
                 time.sleep(0.05)  # let the last frames drain through the receiver
-                db, sb = self._drops(hook), self.net.link_stats("snd")
+                db, sb, hb = self._drops(hook), self.net.link_stats("snd"), self._shapes(hook)
         except BaseException as e:
             if proc is not None:
                 _kill_group(proc)
@@ -336,6 +358,11 @@ class XdpVsTcLesson(Lesson):
         elapsed = t1 - t0
         per = max(sent, 1)
         bpf_ns = np.nan
+        shape = dict.fromkeys(["prog_frames", "nonlinear_frames", "frame_len", "linear_len"], np.nan)
+        if ha is not None and hb is not None:
+            n, nl, fb, lb = (int(x) for x in hb - ha)
+            shape.update(prog_frames=n, nonlinear_frames=nl, frame_len=fb / n if n else np.nan,
+                         linear_len=lb / n if n else np.nan)
         if r0 is not None and r1 is not None and bpf_stats and r1[0] > r0[0]:
             bpf_ns = (r1[1] - r0[1]) / (r1[0] - r0[0])
         return {
@@ -352,6 +379,7 @@ class XdpVsTcLesson(Lesson):
             "cpu": cpu,
             "sent_total": int(sb["tx_packets"] - sa["tx_packets"]),
             "dropped_total": int(db - da),
+            **shape,
         }
 
     def _wait_for_traffic(self, proc: subprocess.Popen, tx_before: int) -> None:
@@ -401,6 +429,8 @@ class XdpVsTcLesson(Lesson):
         df.attrs.update(self.describe(elapsed=time.monotonic() - t0))
         df.attrs["skipped"] = dict(self.skipped)
         df.attrs["summary"] = summary_text(df)
+        df.attrs["shapes"] = shapes(df).to_dict(orient="index")
+        df.attrs["linearity"] = linearity(df)
         return df
 
     def run(self, seconds: Optional[float] = None, *, workload: bool = True,
@@ -476,6 +506,13 @@ def _pinned_cpu(pids: List[int], default: int) -> int:
         if len(cpus) == 1:
             return next(iter(cpus))
     return default
+
+
+def _affinity(pid: int) -> set:
+    try:
+        return set(os.sched_getaffinity(pid))
+    except OSError:
+        return set()
 
 
 def _task_ticks(pids: List[int]) -> Dict[int, int]:
@@ -584,6 +621,55 @@ def findings(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def shapes(df: pd.DataFrame) -> pd.DataFrame:
+    """Per BPF hook, over all its bursts: frames the program was given, how many non-linear, and the mean whole
+    length against the mean part it could read directly."""
+    b = df[df["prog_frames"].notna() & (df["prog_frames"] > 0)].copy()
+    if b.empty:
+        return pd.DataFrame(columns=["frames", "nonlinear", "frame_len", "linear_len"])
+    b["fb"], b["lb"] = b["frame_len"] * b["prog_frames"], b["linear_len"] * b["prog_frames"]
+    g = b.groupby("hook", observed=True)[["prog_frames", "nonlinear_frames", "fb", "lb"]].sum()
+    return pd.DataFrame({"frames": g["prog_frames"].astype(int), "nonlinear": g["nonlinear_frames"].astype(int),
+                         "frame_len": g["fb"] / g["prog_frames"], "linear_len": g["lb"] / g["prog_frames"]})
+
+
+def linearity(df: pd.DataFrame) -> str:
+    """What the BPF programs were given, in words computed from the run: how many frames reached TC non-linear
+    (and how much of each was linear), and whether the XDP hooks were given the same traffic whole and linear —
+    which, for frames that arrive non-linear, means the kernel copied them first."""
+    s = shapes(df)
+    if s.empty:
+        return "no BPF hook was measured: nothing to say about the frames' shape"
+    out = []
+    tc_nonlinear = None
+    if "tc" in s.index:
+        r = s.loc["tc"]
+        tc_nonlinear = int(r.nonlinear)
+        if r.nonlinear:
+            out.append(f"TC was given {int(r.nonlinear):,} of {int(r.frames):,} frames non-linear: on average "
+                       f"{r.linear_len:.0f} of their {r.frame_len:.0f} bytes in the linear part, the rest in page "
+                       "fragments (the program pulled the headers it reads).")
+        else:
+            out.append(f"TC was given all {int(r.frames):,} frames linear ({r.linear_len:.0f} of {r.frame_len:.0f} "
+                       "bytes): the traffic arrived linear on this kernel.")
+    for hook in [h for h in s.index if str(h).startswith("xdp")]:
+        r = s.loc[hook]
+        if r.nonlinear:
+            out.append(f"{hook} was given {int(r.nonlinear):,} of {int(r.frames):,} frames non-linear "
+                       f"({r.linear_len:.0f} of {r.frame_len:.0f} bytes linear on average).")
+            continue
+        line = (f"{hook} always saw the whole frame linear: {int(r.frames):,} frames, {r.linear_len:.0f} of "
+                f"{r.frame_len:.0f} bytes")
+        if tc_nonlinear:
+            line += " — the frames TC sees non-linear were copied into one buffer by the kernel before the program ran."
+        elif tc_nonlinear == 0:
+            line += " — the frames arrived linear, so no copy was needed to make them so."
+        else:
+            line += " (measure tc too, to see whether they arrive non-linear)."
+        out.append(line)
+    return "\n".join(out)
+
+
 def summary_text(df: pd.DataFrame) -> str:
     if df.empty:
         return "no measurements"
@@ -602,7 +688,7 @@ def plot_hooks(df: pd.DataFrame) -> Any:
     hooks = list(df["hook"].cat.categories) if hasattr(df["hook"], "cat") else list(dict.fromkeys(df["hook"]))
     x = np.arange(len(hooks))
     for ax, col, label in [(axes[0], "dropped_pps", "frames dropped per second"),
-                           (axes[1], "task_ns_per_pkt", "CPU ns per frame (send + receive)")]:
+                           (axes[1], "task_ns_per_pkt", "CPU ns per frame (trafgen + ksoftirqd)")]:
         med = [df.loc[df["hook"] == h, col].median() for h in hooks]
         ax.bar(x, med, color=["#adb5bd" if h == "none" else "#f4a261" if h.startswith("xdp") else
                               "#2a9d8f" if h == "tc" else "#8ab6d6" for h in hooks], alpha=0.8)
