@@ -12,8 +12,10 @@ so that a notebook cell can call each on its own::
     df = lab.collect()       # drain events for a bounded time/count -> DataFrame
     lab.detach()             # nothing stays attached
 
-or all at once: ``df = KmallocLesson().run()``. A lesson is a context manager;
-every attachment registers its own removal the moment it succeeds, and errors,
+(a lesson that needs more than bcc's compile, e.g. lesson 06's libbpf tool, has a
+``lab.build()`` step first; for the others it does nothing) or all at once:
+``df = KmallocLesson().run()``. A lesson is a context manager; every attachment
+registers its own removal the moment it succeeds, and errors,
 KeyboardInterrupt and interpreter exit all detach.
 """
 from __future__ import annotations
@@ -368,6 +370,14 @@ class Lesson:
         _kernel.ensure_kernel_fs()
 
     # -------------------------------------------------------------- steps
+    def build(self) -> Any:
+        """Build what the lesson needs besides the program bcc compiles (a tool, an object file), before compile().
+
+        A lesson whose only program is compiled by bcc has nothing to build: this returns None.
+        A lesson that builds something overrides it and returns what it did (``run()`` calls it first).
+        """
+        return None
+
     def compile(self) -> pd.DataFrame:
         """Compile the C program with clang (through bcc). Returns the functions found."""
         self._require(State.NEW, doing="compiling")
@@ -633,8 +643,9 @@ class Lesson:
 
     def run(self, seconds: Optional[float] = None, *, workload: bool = True,
             max_events: Optional[int] = None, quiet: bool = False) -> pd.DataFrame:
-        """Every step at once: compile, load, attach, trigger, collect, detach."""
+        """Every step at once: build, compile, load, attach, trigger, collect, detach."""
         with self:
+            self.build()
             self.compile()
             self.load()
             self.attach()

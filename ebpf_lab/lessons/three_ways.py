@@ -751,17 +751,6 @@ class ThreeWaysLesson(ReportingLesson):
                          "why_not_trusted": self.trust()[1][m]})
         return pd.DataFrame(rows)
 
-    def run(self, seconds: Optional[float] = None, *, workload: bool = True,
-            max_events: Optional[int] = None, quiet: bool = False) -> pd.DataFrame:
-        with self:
-            self.build()
-            self.compile()
-            self.load()
-            self.attach()
-            if workload:
-                self.trigger()
-            return self.collect(seconds, max_events=max_events, quiet=quiet)
-
 
 def core_relocations(log: str) -> pd.DataFrame:
     """libbpf's debug log -> the CO-RE field relocations it applied: field, offset in the object, offset here."""
