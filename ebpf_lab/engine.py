@@ -358,7 +358,8 @@ class Lesson:
         """The exact C source that will be compiled, headed by the flags it gets."""
         text = self.program_text if self.program_text is not None else open(self.program_file()).read()
         where = "your program" if self.program_text is not None else self.program_file()
-        return f"// {where}\n// compiled by bcc with: {' '.join(self.cflags()) or '(no flags)'}\n\n{text}"
+        return (f"// {where}\n// compiled by bcc with: {' '.join(self.cflags()) or '(no flags)'}\n\n{text}"
+                + lab_headers(text))
 
     def select_hooks(self) -> List[Hook]:
         """Which hooks this kernel gets (subclasses choose fallbacks here)."""
@@ -664,6 +665,21 @@ class Lesson:
             self.detach()
         except Exception:  # a finalizer must not raise (late in interpreter shutdown anything can fail)
             pass
+
+
+def lab_headers(text: str) -> str:
+    """The lab's headers (``ebpf_lab/programs/*.h``) that ``text`` includes, as a learner reads them after it.
+
+    A lesson's ``source()`` ends with these, so that what it prints is all the C that is compiled.
+    Each is guarded (``#ifndef``), so the whole printout, handed back as ``program_text``, still compiles.
+    """
+    out = []
+    for name in dict.fromkeys(re.findall(r'^\s*#\s*include\s+"([\w.]+\.h)"', text, re.M)):
+        path = program_path(name)
+        if os.path.exists(path):
+            with open(path) as f:
+                out.append(f"\n// ---- {name}, which the program above includes ({path}) ----\n{f.read()}")
+    return "".join(out)
 
 
 def match_in_order(seen: Sequence[tuple], wanted: Sequence[tuple]) -> List[Optional[int]]:
