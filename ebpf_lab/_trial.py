@@ -150,7 +150,9 @@ def trial(text: str, cflags: Sequence[str] = (), functions: Sequence[Tuple[str, 
     timeout = TIMEOUT if timeout is None else timeout
     found = find_os_bcc()
     bcc_dir = os.path.dirname(found) if found else ""
-    req = json.dumps({"text": text, "cflags": list(cflags), "functions": [list(f) for f in functions],
+    from .bpf import include_flags  # the lab's program headers (lab_ring.h), as build() has them
+
+    req = json.dumps({"text": text, "cflags": list(cflags) + include_flags(), "functions": [list(f) for f in functions],
                       "load": load, "bcc_dir": bcc_dir}, ensure_ascii=True)
     with tempfile.TemporaryFile(prefix=f"ebl-trial-{os.getpid()}-") as err:
         proc = subprocess.Popen([sys.executable, "-I", "-c", _CHILD], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

@@ -16,11 +16,25 @@ def source_path(name: str) -> str:
     return str(resources.files("ebpf_lab") / "workloads" / f"{name}.c")
 
 
+def _digest(src: str, extra_flags: tuple) -> str:
+    """What the binary is built from: the source, the headers beside it (``#include "x.h"``), the flags."""
+    h = hashlib.sha256()
+    folder = os.path.dirname(src)
+    for path in [src] + sorted(os.path.join(folder, n) for n in os.listdir(folder) if n.endswith(".h")):
+        with open(path, "rb") as f:
+            h.update(os.path.basename(path).encode() + b"\0" + f.read())
+    h.update(repr(extra_flags).encode())
+    return h.hexdigest()[:12]
+
+
 def binary(name: str, extra_flags: tuple = ()) -> str:
-    """Path of the compiled workload ``name`` (ebpf_lab/workloads/NAME.c), building it if needed."""
+    """Path of the compiled workload ``name`` (ebpf_lab/workloads/NAME.c), building it if needed.
+
+    The cached binary is named by a digest of the source, the headers of ebpf_lab/workloads
+    (a shared header changed rebuilds every workload) and the flags.
+    """
     src = source_path(name)
-    with open(src, "rb") as f:
-        digest = hashlib.sha256(f.read() + repr(extra_flags).encode()).hexdigest()[:12]
+    digest = _digest(src, extra_flags)
     out = os.path.join(BIN_CACHE, f"{name}-{digest}")
     if os.path.exists(out):
         return out

@@ -37,6 +37,15 @@ def program_path(name: str) -> str:
     return str(resources.files("ebpf_lab") / "programs" / name)
 
 
+def include_flags() -> List[str]:
+    """The ``-I`` that lets a program ``#include "lab_ring.h"`` (a header of ``ebpf_lab/programs``).
+
+    bcc compiles a file as if it were ``/virtual/main.c``, so a quoted include does not
+    look beside the file: every compile of a lab program gets this flag (:func:`build` adds it).
+    """
+    return ["-I" + os.path.dirname(program_path("lab_ring.h"))]
+
+
 @contextlib.contextmanager
 def capture_stderr() -> Iterator[Callable[[], str]]:
     """Capture what C code (clang, libbpf) writes to file descriptor 2; the yielded function returns it."""
@@ -105,7 +114,7 @@ def build(*, src_file: Optional[str] = None, text: Optional[str] = None, cflags:
     if (src_file is None) == (text is None):
         raise ValueError("build() takes exactly one of src_file and text")
     bcc = import_bcc()
-    kw: Dict[str, Any] = {"cflags": list(cflags)}
+    kw: Dict[str, Any] = {"cflags": list(cflags) + include_flags()}
     if text is not None:
         kw["text"] = text
     else:

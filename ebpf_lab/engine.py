@@ -12,8 +12,10 @@ so that a notebook cell can call each on its own::
     df = lab.collect()       # drain events for a bounded time/count -> DataFrame
     lab.detach()             # nothing stays attached
 
-or all at once: ``df = KmallocLesson().run()``. A lesson is a context manager;
-every attachment registers its own removal the moment it succeeds, and errors,
+(a lesson that needs more than bcc's compile, e.g. lesson 06's libbpf tool, has a
+``lab.build()`` step first; for the others it does nothing) or all at once:
+``df = KmallocLesson().run()``. A lesson is a context manager; every attachment
+registers its own removal the moment it succeeds, and errors,
 KeyboardInterrupt and interpreter exit all detach.
 """
 from __future__ import annotations
@@ -356,7 +358,8 @@ class Lesson:
         """The exact C source that will be compiled, headed by the flags it gets."""
         text = self.program_text if self.program_text is not None else open(self.program_file()).read()
         where = "your program" if self.program_text is not None else self.program_file()
-        return f"// {where}\n// compiled by bcc with: {' '.join(self.cflags()) or '(no flags)'}\n\n{text}"
+        return (f"// {where}\n// compiled by bcc with: {' '.join(self.cflags()) or '(no flags)'}\n\n{text}"
+                + lab_headers(text))
 
     def select_hooks(self) -> List[Hook]:
         """Which hooks this kernel gets (subclasses choose fallbacks here)."""
@@ -368,6 +371,14 @@ class Lesson:
         _kernel.ensure_kernel_fs()
 
     # -------------------------------------------------------------- steps
+    def build(self) -> Any:
+        """Build what the lesson needs besides the program bcc compiles (a tool, an object file), before compile().
+
+        A lesson whose only program is compiled by bcc has nothing to build: this returns None.
+        A lesson that builds something overrides it and returns what it did (``run()`` calls it first).
+        """
+        return None
+
     def compile(self) -> pd.DataFrame:
         """Compile the C program with clang (through bcc). Returns the functions found."""
         self._require(State.NEW, doing="compiling")
@@ -633,8 +644,9 @@ class Lesson:
 
     def run(self, seconds: Optional[float] = None, *, workload: bool = True,
             max_events: Optional[int] = None, quiet: bool = False) -> pd.DataFrame:
-        """Every step at once: compile, load, attach, trigger, collect, detach."""
+        """Every step at once: build, compile, load, attach, trigger, collect, detach."""
         with self:
+            self.build()
             self.compile()
             self.load()
             self.attach()
@@ -653,6 +665,21 @@ class Lesson:
             self.detach()
         except Exception:  # a finalizer must not raise (late in interpreter shutdown anything can fail)
             pass
+
+
+def lab_headers(text: str) -> str:
+    """The lab's headers (``ebpf_lab/programs/*.h``) that ``text`` includes, as a learner reads them after it.
+
+    A lesson's ``source()`` ends with these, so that what it prints is all the C that is compiled.
+    Each is guarded (``#ifndef``), so the whole printout, handed back as ``program_text``, still compiles.
+    """
+    out = []
+    for name in dict.fromkeys(re.findall(r'^\s*#\s*include\s+"([\w.]+\.h)"', text, re.M)):
+        path = program_path(name)
+        if os.path.exists(path):
+            with open(path) as f:
+                out.append(f"\n// ---- {name}, which the program above includes ({path}) ----\n{f.read()}")
+    return "".join(out)
 
 
 def match_in_order(seen: Sequence[tuple], wanted: Sequence[tuple]) -> List[Optional[int]]:

@@ -2,6 +2,7 @@
 import os
 import signal
 import sys
+import time
 
 import pytest
 
@@ -58,6 +59,24 @@ def test_command_is_bounded_by_timeout():
     argv = bpftrace.command_line("BEGIN { exit(); }", seconds=3)
     assert argv[:4] == ["timeout", "-s", "INT", "3"] and argv[-4:] == ["-f", "json", "-e", "BEGIN { exit(); }"]
     assert bpftrace.command_line("BEGIN {}", run=["sleep", "1"])[-4:] == ["-c", "sleep 1", "-e", "BEGIN {}"]
+
+
+@pytest.mark.unit
+def test_a_script_file_and_its_positional_parameters():
+    argv = bpftrace.command_line(script="/x/tool.bt", args=[10, "a"], seconds=5)
+    assert argv[:4] == ["timeout", "-s", "INT", "5"] and argv[-5:] == ["-f", "json", "/x/tool.bt", "10", "a"]
+    assert "-e" not in argv
+
+
+@pytest.mark.unit
+def test_session_refuses_a_program_and_a_script_together_or_a_missing_script(tmp_path):
+    bt = tmp_path / "ebl_t.bt"
+    bt.write_text("BEGIN { exit(); }\n")
+    with pytest.raises(LabParameterError, match="not both"):
+        bpftrace.Session("BEGIN {}", script=str(bt))
+    with pytest.raises(LabParameterError, match="is not a file"):
+        bpftrace.Session(script=str(tmp_path / "none.bt"))
+    assert bpftrace.Session(script=str(bt)).stop() == ""  # never started: nothing to stop
 
 
 # ------------------------------------------------------------------ against the kernel
@@ -136,4 +155,44 @@ def test_interrupt_leaves_nothing_running():
             bpftrace.run("tracepoint:syscalls:sys_enter_kill { @x = count(); }", seconds=60, command=["sleep", "60"])
     finally:
         timer.cancel()
+    assert _children_named("bpftrace") == []
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+@needs_bpftrace
+def test_script_file_with_a_positional_parameter(tmp_path):
+    bt = tmp_path / "ebl_t_args.bt"
+    bt.write_text('BEGIN { printf("%d\\t%s\\n", $1, str($2)); exit(); }\n')
+    df = bpftrace.run(script=str(bt), args=["41", "ebl"], columns=["n", "word"], seconds=60)
+    assert df.to_dict("records") == [{"n": 41, "word": "ebl"}] and df.attrs["stopped_by"] == "exit"
+    assert df.attrs["command"].endswith(f"{bt} 41 ebl")
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+@needs_bpftrace
+def test_session_in_the_background_sees_kills_sent_after_start():
+    """start() returns once attached; kills sent afterwards are lines; stop() leaves nothing running."""
+    me = os.getpid()
+    s = bpftrace.Session(f'tracepoint:syscalls:sys_enter_kill /pid == {me}/ {{ printf("%d %d\\n", args->pid, args->sig); }}')
+    try:
+        s.start()
+        assert s.probes == 1 and s.proc is not None and s.proc.poll() is None
+        sent = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # bpftrace says it attaches before it has: send until it sees one
+            os.kill(me, 0)
+            sent.append(me)
+            if any(ln == f"{me} 0" for _, ln in s.lines()):
+                break
+            time.sleep(0.05)
+        seen = [ln for _, ln in s.lines()]
+        assert seen and set(seen) == {f"{me} 0"} and len(seen) <= len(sent)
+    finally:
+        how = s.stop()
+    assert how in ("SIGINT", "SIGKILL") and s.proc.returncode is not None
+    assert s.stop() == how  # again: the same answer, nothing more done
     assert _children_named("bpftrace") == []

@@ -31,6 +31,7 @@ def test_kprobe_refused_clearly_without_kprobes(cls):
 def test_kprobe_programs_pass_the_verifier_here(cls):
     """Loading (not attaching) needs no kprobes: each kprobe variant is verified on every kernel."""
     from ebpf_lab._bcc import import_bcc
+    from ebpf_lab.bpf import include_flags
     from ebpf_lab.engine import program_path
     from ebpf_lab.kernel_headers import prepare
     from ebpf_lab.lessons._syscall import is_syscall_wrapper, syscall_fnname
@@ -40,7 +41,7 @@ def test_kprobe_programs_pass_the_verifier_here(cls):
     fn = syscall_fnname(cls.syscall)
     flags = cls().cflags_for("kprobe")
     assert "-DHOOK_KPROBE" in flags and f"-DSYSCALL_WRAPPER={int(is_syscall_wrapper(fn))}" in flags
-    b = bcc.BPF(src_file=program_path(cls.program), cflags=flags)
+    b = bcc.BPF(src_file=program_path(cls.program), cflags=flags + include_flags())
     try:
         for name in (cls.entry_fn, cls.return_fn):
             assert b.load_func(name, bcc.BPF.KPROBE).fd >= 0
@@ -64,13 +65,14 @@ def test_forced_tracepoint_names_itself(cls):
 def test_one_program_without_a_hook_flag_refuses_to_compile(cls):
     """The variants are one file; compiled with no HOOK_* flag it says what to choose (an #error), not a guess."""
     from ebpf_lab._bcc import import_bcc
+    from ebpf_lab.bpf import include_flags
     from ebpf_lab.engine import program_path
     from ebpf_lab.kernel_headers import prepare
 
     prepare()
     bcc = import_bcc()
     with pytest.raises(Exception):
-        bcc.BPF(src_file=program_path(cls.program), cflags=["-DONLY_PID=0"])
+        bcc.BPF(src_file=program_path(cls.program), cflags=["-DONLY_PID=0"] + include_flags())
     assert "-DHOOK_TRACEPOINT" in open(program_path(cls.program)).read()
 
 

@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import _kernel
 from ..bpf import is_syscall_wrapper, syscall_fnname
-from ..engine import Hook, Lesson
+from ..engine import Hook, Lesson, lab_headers
 from ..errors import FeatureUnavailable, LabError, LabParameterError
 
 __all__ = ["NO_KPROBES", "syscall_fnname", "is_syscall_wrapper", "errno_name", "ReportingLesson", "SyscallLesson"]
@@ -157,7 +157,7 @@ class SyscallLesson(ReportingLesson):
         why = f" ({self._note})" if variant is None and self._note else ""
         return (f"// {where}\n// hook variant: {chosen}, selected by {self.hook_flag(chosen)}{why}; "
                 f"the program also offers: {', '.join(v for v in self.variants if v != chosen)}\n"
-                f"// compiled by bcc with: {' '.join(flags)}\n\n{text}")
+                f"// compiled by bcc with: {' '.join(flags)}\n\n{text}" + lab_headers(text))
 
     def select_hooks(self) -> List[Hook]:
         v = self.variant()

@@ -10,7 +10,9 @@ and one hook for all three keeps the comparison fair):
 1. **bcc** (``three_ways.bpf.c``): C compiled at run time against the kernel
    headers bcc finds, loaded from Python as in the earlier lessons;
 2. **bpftrace** (``three_ways.bt``): a one-line probe; bpftrace reads
-   ``curtask->real_parent->tgid`` through the kernel's BTF; ``-f json`` output;
+   ``curtask->real_parent->tgid`` through the kernel's BTF; run by the lab's
+   bpftrace runner (:class:`ebpf_lab.bpftrace.Session`: ``-f json``, its own
+   process group, stopped with the lesson);
 3. **libbpf + CO-RE** (``three_ways_core.bpf.c``, ``three_ways_loader.c``,
    ``three_ways_core.h``): built the libbpf-bootstrap way (:func:`build_core`)
    into a cache, never into the package; a small loader prints one JSON line
@@ -37,13 +39,14 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import pandas as pd
 
-from .. import _kernel
+from .. import _kernel, bpftrace
 from .._workloads import binary
+from ..bpf import include_flags
 from ..engine import Hook, Param, State, Workload, bytes_to_category, program_path, wall_clock
 from ..errors import CompileError, FeatureUnavailable, LabError, LabParameterError
 from ._syscall import NO_KPROBES, ReportingLesson
@@ -388,24 +391,19 @@ def _vm_hwm_kb(pid: int) -> int:
     return 0
 
 
-def _bpftrace_argv(seconds: int) -> List[str]:
-    return [_which("bpftrace") or "bpftrace", "-f", "json", program_path("three_ways.bt"), str(seconds)]
+def _bpftrace_session(seconds: int) -> bpftrace.Session:
+    """three_ways.bt through the lab's bpftrace runner; the script exits by itself after ``seconds``."""
+    return bpftrace.Session(script=program_path("three_ways.bt"), args=[str(seconds)], attach_timeout=READY_TIMEOUT_S)
 
 
 def _parse_bpftrace(lines: Sequence[str]) -> List[Dict[str, Any]]:
+    """three_ways.bt's printf lines (sender pid, parent pid, target, signal, comm) -> rows."""
     rows = []
-    for line in lines:
-        try:
-            obj = json.loads(line)
-        except ValueError:
-            continue
-        if obj.get("type") != "printf":
-            continue
-        for text in str(obj.get("data", "")).splitlines():
-            p = text.split(" ", 4)
-            if len(p) >= 4:
-                rows.append({"sender_pid": int(p[0]), "parent_pid": int(p[1]), "target_pid": int(p[2]),
-                             "signal": int(p[3]), "sender_comm": p[4] if len(p) > 4 else ""})
+    for text in lines:
+        p = text.split(" ", 4)
+        if len(p) >= 4:
+            rows.append({"sender_pid": int(p[0]), "parent_pid": int(p[1]), "target_pid": int(p[2]),
+                         "signal": int(p[3]), "sender_comm": p[4] if len(p) > 4 else ""})
     return rows
 
 
@@ -495,7 +493,8 @@ class ThreeWaysLesson(ReportingLesson):
             raise FeatureUnavailable("tracing", f"preparing lesson {self.id}: none of the three ways runs here: "
                                      + "; ".join(f"{m}: {w}" for m, w in self.skipped.items()))
         self.core: Optional[CoreBuild] = core_build
-        self.children: Dict[str, _Child] = {}
+        #: the processes of the ways that run outside this one: bpftrace (the lab's runner) and the libbpf loader
+        self.children: Dict[str, Union[_Child, bpftrace.Session]] = {}
         self.ready_s: Dict[str, float] = {}
         #: kernel ids of the programs loaded by bcc and by the loader (bpftrace's go with its process)
         self.prog_ids: Dict[str, List[int]] = {}
@@ -569,15 +568,20 @@ class ThreeWaysLesson(ReportingLesson):
         bound = int(self.report_timeout_s + READY_TIMEOUT_S + SETTLE_TIMEOUT_S + 60)
         try:
             if "bpftrace" in self.methods:
-                self._start("bpftrace", _bpftrace_argv(bound), lambda s: '"attached_probes"' in s)
-                rows.append({"method": "bpftrace", "hook": f"tracepoint:{HOOK}", "how": " ".join(self.children["bpftrace"].argv),
-                             "pid": self.children["bpftrace"].proc.pid, "note": ""})
+                bt = _bpftrace_session(bound)
+                self.children["bpftrace"] = bt
+                self._stack.callback(bt.stop)  # before it starts: stop() of a session not started does nothing
+                bt.start()
+                self.ready_s["bpftrace"] = round(time.monotonic() - bt.started, 3)
+                assert bt.proc is not None
+                rows.append({"method": "bpftrace", "hook": f"tracepoint:{HOOK}", "how": bt.command,
+                             "pid": bt.proc.pid, "note": ""})
             if "libbpf" in self.methods:
                 assert self.core is not None
-                self._start("libbpf", [self.core.loader, "-v", "-w", "-d", str(bound)], lambda s: '"ready"' in s,
-                            stdin_pipe=True)
+                loader = self._start("libbpf", [self.core.loader, "-v", "-w", "-d", str(bound)],
+                                     lambda s: '"ready"' in s, stdin_pipe=True)
                 rows.append({"method": "libbpf", "hook": f"tracepoint:{HOOK}", "how": f"{self.core.loader} -v -w -d {bound}",
-                             "pid": self.children["libbpf"].proc.pid, "note": ""})
+                             "pid": loader.proc.pid, "note": ""})
         except BaseException:
             self.detach()
             raise
@@ -586,17 +590,18 @@ class ThreeWaysLesson(ReportingLesson):
     def loader_log(self) -> str:
         """What the libbpf loader wrote to stderr so far: libbpf's debug log (the CO-RE relocations)."""
         c = self.children.get("libbpf")
-        return "\n".join(c.stderr) if c is not None else self.libbpf_log
+        return "\n".join(c.stderr) if isinstance(c, _Child) else self.libbpf_log
 
-    def _start(self, method: str, argv: List[str], ready: Any, stdin_pipe: bool = False) -> None:
+    def _start(self, method: str, argv: List[str], ready: Any, stdin_pipe: bool = False) -> _Child:
         t0 = time.monotonic()
         child = _Child(method, argv, stdin_pipe=stdin_pipe)
         self.children[method] = child
-        self._stack.callback(child.stop, signal.SIGINT if method == "bpftrace" else signal.SIGTERM)
+        self._stack.callback(child.stop, signal.SIGTERM)
         _, line = child.wait_for(ready, READY_TIMEOUT_S, f"attaching the {method} way of lesson {self.id}")
         self.ready_s[method] = round(time.monotonic() - t0, 3)
         if method == "libbpf":
             self.prog_ids["libbpf"] = [int(json.loads(line).get("prog_id", 0))]
+        return child
 
     # -------------------------------------------------------- workload
     def start_workload(self, pause_ms: Optional[int] = None) -> Workload:
@@ -636,9 +641,10 @@ class ThreeWaysLesson(ReportingLesson):
 
     def _child_rows(self, method: str) -> List[Dict[str, Any]]:
         c = self.children[method]
+        if isinstance(c, bpftrace.Session):
+            return _parse_bpftrace([ln for _, ln in c.lines()])
         c.drain()
-        lines = [ln for _, ln in c.stdout]
-        return _parse_bpftrace(lines) if method == "bpftrace" else _parse_loader(lines)
+        return _parse_loader([ln for _, ln in c.stdout])
 
     def _seen_all(self, method: str, kills: pd.DataFrame) -> bool:
         rows = self._child_rows(method)
@@ -682,15 +688,19 @@ class ThreeWaysLesson(ReportingLesson):
                 if m not in self.children:
                     continue
                 c = self.children[m]
-                c.stop(signal.SIGINT if m == "bpftrace" else signal.SIGTERM)
+                if isinstance(c, bpftrace.Session):
+                    c.stop()
+                else:
+                    c.stop(signal.SIGTERM)
                 rows = self._child_rows(m)
                 f = pd.DataFrame(rows, columns=["ts_ns", "sender_pid", "sender_comm", "parent_pid", "target_pid", "signal"])
                 f.insert(0, "method", m)
                 f.insert(1, "time", wall_clock(f["ts_ns"].to_numpy(np.int64)) if m == "libbpf" and len(f)
                          else pd.Series(pd.NaT, index=f.index, dtype="datetime64[ns]"))
                 frames.append(f.drop(columns=["ts_ns"]))
-            if "libbpf" in self.children:
-                self.libbpf_log = "\n".join(self.children["libbpf"].stderr)
+            loader = self.children.get("libbpf")
+            if isinstance(loader, _Child):
+                self.libbpf_log = "\n".join(loader.stderr)
             df = self._finish(frames, procs)
         except BaseException:
             self.detach()
@@ -750,17 +760,6 @@ class ThreeWaysLesson(ReportingLesson):
                          "trusted": bool(sub["trusted"].iloc[0]) if len(sub) else self.trust()[0][m],
                          "why_not_trusted": self.trust()[1][m]})
         return pd.DataFrame(rows)
-
-    def run(self, seconds: Optional[float] = None, *, workload: bool = True,
-            max_events: Optional[int] = None, quiet: bool = False) -> pd.DataFrame:
-        with self:
-            self.build()
-            self.compile()
-            self.load()
-            self.attach()
-            if workload:
-                self.trigger()
-            return self.collect(seconds, max_events=max_events, quiet=quiet)
 
 
 def core_relocations(log: str) -> pd.DataFrame:
@@ -864,7 +863,7 @@ def _first_event_bcc_main(want_pid: int, timeout: float) -> int:
 
     prepare()
     bcc = import_bcc()
-    b = bcc.BPF(src_file=program_path("three_ways.bpf.c"))
+    b = bcc.BPF(src_file=program_path("three_ways.bpf.c"), cflags=include_flags())
     b.attach_tracepoint(tp=HOOK, fn_name="on_kill_entry")
     got: List[int] = []
 
@@ -877,11 +876,46 @@ def _first_event_bcc_main(want_pid: int, timeout: float) -> int:
     print(json.dumps({"type": "ready"}), flush=True)
     deadline = time.monotonic() + timeout
     while not got and time.monotonic() < deadline:
-        b.ring_buffer_poll(50)
+        # the program wakes no one for a few events (lab_ring.h): read what is there, as the lab's collector does
+        b.ring_buffer_consume()
+        time.sleep(0.01)
     if got:
         print(json.dumps({"type": "event", "sender_pid": want_pid, "parent_pid": got[0]}), flush=True)
     b.cleanup()
     return 0 if got else 1
+
+
+def _first_event_child(method: str, argv: List[str], hit: Any, timeout: float) -> Tuple[float, float]:
+    """A tool as a child process, from its start to the first stdout line ``hit`` accepts: (seconds, peak RSS MB)."""
+    child = _Child(method, argv)
+    try:
+        t, _ = child.wait_for(hit, timeout, f"measuring the {method} way")
+    finally:
+        child.stop(signal.SIGINT if method != "libbpf" else signal.SIGTERM)
+    return round(t - child.started, 3), child.peak_rss_mb
+
+
+def _first_event_bpftrace(want_pid: int, timeout: float) -> Tuple[float, float]:
+    """bpftrace from nothing (start, compile, attach) to the first kill() sent by want_pid: (seconds, peak RSS MB)."""
+    s = _bpftrace_session(int(timeout) + 10)
+    hwm_kb = 0
+    seen: List[float] = []
+    try:
+        s.start()
+        assert s.proc is not None
+        deadline = s.started + timeout
+        while True:
+            seen = [t for t, ln in s.lines() if any(r["sender_pid"] == want_pid for r in _parse_bpftrace([ln]))]
+            if seen or s.ended or time.monotonic() > deadline:
+                break
+            s.read(min(deadline, time.monotonic() + 0.2))  # each line is timed as it arrives
+        hwm_kb = _vm_hwm_kb(s.proc.pid)
+    finally:
+        s.stop()
+    if not seen:
+        raise LabError(f"measuring the bpftrace way: bpftrace reported none of this process's kills within "
+                       f"{timeout:.0f} s; it said:\n{s.stderr}")
+    return round(seen[0] - s.started, 3), round(hwm_kb / 1024, 1) if hwm_kb else float("nan")
 
 
 def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = METHODS,
@@ -901,17 +935,6 @@ def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = 
     for m in methods:
         if m in env["why_not"] or (m == "libbpf" and core is None):
             continue
-        if m == "bcc":
-            argv = [sys.executable, "-m", "ebpf_lab.lessons.three_ways", "--first-event", str(me), str(int(timeout))]
-            hit = lambda s: '"event"' in s  # noqa: E731
-        elif m == "bpftrace":
-            argv = _bpftrace_argv(int(timeout) + 10)
-            hit = lambda s: '"printf"' in s and any(r["sender_pid"] == me for r in _parse_bpftrace([s]))  # noqa: E731
-        else:
-            assert core is not None
-            argv = [core.loader, "-d", str(int(timeout) + 10)]
-            hit = lambda s: '"event"' in s and any(r["sender_pid"] == me for r in _parse_loader([s]))  # noqa: E731
-        child = _Child(m, argv)
         stop = threading.Event()
 
         def ping(stop: threading.Event = stop) -> None:
@@ -922,13 +945,21 @@ def measure_costs(core: Optional[CoreBuild] = None, *, methods: Sequence[str] = 
         pinger = threading.Thread(target=ping, daemon=True)
         pinger.start()
         try:
-            t, _ = child.wait_for(hit, timeout, f"measuring the {m} way")
-            first = round(t - child.started, 3)
+            if m == "bpftrace":
+                first, rss = _first_event_bpftrace(me, timeout)
+            elif m == "bcc":
+                first, rss = _first_event_child(
+                    m, [sys.executable, "-m", "ebpf_lab.lessons.three_ways", "--first-event", str(me), str(int(timeout))],
+                    lambda s: '"event"' in s, timeout)
+            else:
+                assert core is not None
+                first, rss = _first_event_child(
+                    m, [core.loader, "-d", str(int(timeout) + 10)],
+                    lambda s: '"event"' in s and any(r["sender_pid"] == me for r in _parse_loader([s])), timeout)
         finally:
             stop.set()
             pinger.join()
-            child.stop(signal.SIGINT if m != "libbpf" else signal.SIGTERM)
-        row = {"method": m, "first_event_s": first, "peak_rss_mb": child.peak_rss_mb}
+        row = {"method": m, "first_event_s": first, "peak_rss_mb": rss}
         row.update(disk.get(m, {}))
         if m == "libbpf" and core is not None:
             row["build_s"] = round(float(core.steps["seconds"].sum()), 2)

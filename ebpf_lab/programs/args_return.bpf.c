@@ -81,9 +81,13 @@ struct open_event {
 	char filename[NAME_LEN];
 };
 
+#define RING_PAGES 1024                              /* 4 MiB */
 BPF_HASH(inflight, u32, struct open_args, 10240);   /* thread id -> arguments */
-BPF_RINGBUF_OUTPUT(events, 1 << 10);                 /* 1024 pages = 4 MiB */
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);              /* the 2nd map: see below */
 BPF_PERCPU_ARRAY(lost, u64, 1);                      /* events the ring had no room for */
+
+#define EVENTS_MAP_POSITION 2
+#include "lab_ring.h"                                /* wake_flags(): when to wake the collector */
 
 static __always_inline int open_entry(s32 dfd, const char *filename, s32 flags, u32 mode)
 {
@@ -128,7 +132,7 @@ static __always_inline int open_return(s64 ret)
 	e->_pad = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel(&e->filename, sizeof(e->filename), a->filename);
-	events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
 	inflight.delete(&tid);
 	return 0;
 }

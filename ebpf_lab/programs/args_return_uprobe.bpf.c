@@ -52,9 +52,13 @@ struct call_event {
 	char text[TEXT_LEN];  /* strtol: nptr; ebl_collatz: label */
 };
 
+#define RING_PAGES 256               /* 1 MiB */
 BPF_HASH(inflight, struct call_key, struct call_args, 10240);
-BPF_RINGBUF_OUTPUT(events, 1 << 8);   /* 256 pages = 1 MiB */
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);   /* the 2nd map: see below */
 BPF_PERCPU_ARRAY(lost, u64, 1);
+
+#define EVENTS_MAP_POSITION 2
+#include "lab_ring.h"                /* wake_flags(): when to wake the collector */
 
 static __always_inline int call_entry(u32 fn, const char *text, s64 int_arg)
 {
@@ -96,7 +100,7 @@ static __always_inline int call_return(u32 fn, s64 ret)
 	e->_pad = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
 	bpf_probe_read_kernel(&e->text, sizeof(e->text), a->text);
-	events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
 	inflight.delete(&k);
 	return 0;
 }
@@ -121,4 +125,5 @@ int on_collatz_return(struct pt_regs *ctx)
 	return call_return(FN_COLLATZ, (s64)PT_REGS_RC(ctx));
 }
 
-/* License: GPL, needed for bpf_probe_read_user_str() and friends. */
+/* License: GPL (bcc's default), needed for bpf_probe_read_user_str() and
+ * bpf_probe_read_kernel(), which are GPL-only helpers. */

@@ -72,4 +72,5 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
 	return 0;
 #endif
 }
-/* License: GPL (bcc's default). */
+/* License: GPL (bcc's default). OUTPUT=0 and OUTPUT=1 need it: bpf_trace_printk()
+ * and bpf_perf_event_output() are GPL-only; the ring buffer helpers are not. */

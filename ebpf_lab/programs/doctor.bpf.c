@@ -36,4 +36,5 @@ int on_ring_output(void *ctx)
 int on_sched_cls(struct __sk_buff *skb) { return 0; /* TC_ACT_OK */ }
 int on_xdp(struct xdp_md *ctx) { return 2; /* XDP_PASS */ }
 
-/* License: GPL (bcc's default). */
+/* License: GPL (bcc's default), needed for on_perf_output: bpf_perf_event_output()
+ * is GPL-only. */

@@ -59,9 +59,13 @@ struct kill_event {
 	char sender_comm[16];
 };
 
+#define RING_PAGES 64                               /* kills are rare */
 BPF_HASH(inflight, u32, struct kill_args, 10240);  /* thread id -> arguments */
-BPF_RINGBUF_OUTPUT(events, 1 << 6);                 /* 64 pages: kills are rare */
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);             /* the 2nd map: see below */
 BPF_PERCPU_ARRAY(lost, u64, 1);                     /* events the ring had no room for */
+
+#define EVENTS_MAP_POSITION 2
+#include "lab_ring.h"                               /* wake_flags(): when to wake the collector */
 
 static __always_inline int kill_entry(s32 target_pid, s32 sig)
 {
@@ -101,7 +105,7 @@ static __always_inline int kill_return(s64 ret)
 	e->target_pid = a->target_pid;
 	e->sig = a->sig;
 	bpf_get_current_comm(&e->sender_comm, sizeof(e->sender_comm));
-	events.ringbuf_submit(e, BPF_RB_NO_WAKEUP);
+	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
 	inflight.delete(&tid);
 	return 0;
 }
@@ -149,5 +153,6 @@ int on_kill_return(struct tracepoint__syscalls__sys_exit_kill *args)
 }
 #endif
 
-/* License: GPL (bcc's default; GPL-only helpers such as bpf_probe_read_kernel()
- * and bpf_trace_printk() need it, bpf_get_current_comm() does not). */
+/* License: GPL (bcc's default). The kprobe variant needs it: bpf_probe_read_kernel()
+ * is a GPL-only helper. The tracepoint variant uses none (bpf_get_current_comm()
+ * and the ring buffer helpers are open to any program). */

@@ -17,6 +17,7 @@
  *   ONLY_PID   0: every process; else only this process id (tgid)
  *   RING_PAGES size of the ring buffer in 4 KiB pages (a power of two)
  *   WAKE_BYTES wake the collector when this much data waits in the ring
+ *              (default: an eighth of it; see lab_ring.h)
  */
 #ifndef MIN_BYTES
 #define MIN_BYTES 128
@@ -29,9 +30,6 @@
 #endif
 #ifndef RING_PAGES
 #define RING_PAGES 2048   /* 8 MiB: ~130,000 events, ~0.13 s of a one-CPU storm at 1M events/s */
-#endif
-#ifndef WAKE_BYTES
-#define WAKE_BYTES (RING_PAGES * 4096 / 8)
 #endif
 
 struct alloc_event {
@@ -48,12 +46,9 @@ struct alloc_event {
 	char comm[16];
 };
 
-/* Events travel through a ring buffer. Waking user space for every event
- * costs more than the tracing itself, so events are submitted without a
- * wake-up, and the collector (ebpf_lab/_ringbuf.py) drains the ring in bulk
- * when it wakes: every 50 ms, or at once when the program tells it that
- * WAKE_BYTES are waiting (see wake_flags below). Keep `events` the first map
- * in this file: wake_flags names it by its position. */
+/* Events travel through a ring buffer, submitted without waking the
+ * collector except when a lot waits (wake_flags(), in lab_ring.h). Keep
+ * `events` the first map in this file: wake_flags names it by its position. */
 BPF_RINGBUF_OUTPUT(events, RING_PAGES);
 /* The lesson's counters, one value per CPU: one map lookup per event, and
  * plain increments (no other CPU writes this CPU's copy). */
@@ -65,26 +60,8 @@ struct alloc_stats {
 };
 BPF_PERCPU_ARRAY(stats, struct alloc_stats, 1);
 
-/* bcc (0.26) has no events.ringbuf_query(); it refers to a map in the
- * compiled code as bpf_pseudo_fd(1, -N), N = the map's position in the file
- * (1 = the first). The verifier refuses the program if this is not a ring. */
-#define EVENTS_RING ((void *)bpf_pseudo_fd(1, -1))
-/* Bytes one event takes in the ring: 8-byte header, size rounded up to 8. */
-#define EVENT_BYTES ((sizeof(struct alloc_event) + 8 + 7) & ~7)
-
-/* No wake-up, except once when the unread data crosses WAKE_BYTES: the
- * collector then drains while the ring still has 7/8 free. The window of 8
- * events catches the crossing even when several CPUs submit at once; one
- * wake-up per crossing is enough, because the collector consumes everything
- * that is committed when it wakes, so the next crossing starts from empty. */
-static __always_inline u64 wake_flags(void)
-{
-	u64 avail = bpf_ringbuf_query(EVENTS_RING, BPF_RB_AVAIL_DATA);
-
-	if (avail >= WAKE_BYTES && avail < WAKE_BYTES + 8 * EVENT_BYTES)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
-}
+#define EVENTS_MAP_POSITION 1
+#include "lab_ring.h"
 
 static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8 kind)
 {
@@ -120,7 +97,7 @@ static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8
 	e->kind = kind;
 	e->_pad = 0;
 	bpf_get_current_comm(&e->comm, sizeof(e->comm));
-	events.ringbuf_submit(e, wake_flags());
+	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
 	return 0;
 }
 
@@ -151,4 +128,6 @@ int on_page_alloc(struct tracepoint__kmem__mm_page_alloc *args)
 	return report(0, bytes, bytes, args->gfp_flags, 1);
 }
 
-/* License: GPL, needed for bpf_get_current_comm() and friends. */
+/* License: GPL (bcc's default). None of the helpers used here is GPL-only: the
+ * ring buffer helpers, bpf_get_current_comm(), bpf_ktime_get_ns() and
+ * bpf_get_smp_processor_id() are open to any program. */

@@ -77,4 +77,6 @@ TRACEPOINT_PROBE(kmem, kmalloc)
 	return 0;
 }
 
-/* License: GPL (bcc's default); bpf_trace_printk() is GPL-only. */
+/* License: GPL (bcc's default). CHANNEL_PRINTK and CHANNEL_PERF need it:
+ * bpf_trace_printk() and bpf_perf_event_output() are GPL-only; the ring buffer
+ * helpers (CHANNEL_RINGBUF) are not. */

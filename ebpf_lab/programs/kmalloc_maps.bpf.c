@@ -46,4 +46,4 @@ TRACEPOINT_PROBE(kmem, kmalloc)
 	return 0;
 }
 
-/* License: GPL (bcc's default). */
+/* License: GPL (bcc's default), needed for get_stackid(): bpf_get_stackid() is GPL-only. */

@@ -10,4 +10,5 @@ TRACEPOINT_PROBE(kmem,kmalloc){
     }
     return 0;
 }
-/* License: GPL (bcc's default for programs without a license section). */
+/* License: GPL (bcc's default for programs without a license section), needed for
+ * bpf_trace_printk(), a GPL-only helper. */

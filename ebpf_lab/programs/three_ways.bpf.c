@@ -30,8 +30,12 @@ struct event {
 	char sender_comm[16];
 };
 
-BPF_RINGBUF_OUTPUT(events, 1 << 6);  /* 64 pages: kills are rare */
+#define RING_PAGES 64                /* kills are rare */
+BPF_RINGBUF_OUTPUT(events, RING_PAGES);
 BPF_PERCPU_ARRAY(lost, u64, 1);      /* events the ring had no room for */
+
+#define EVENTS_MAP_POSITION 1
+#include "lab_ring.h"                /* wake_flags(): when to wake the collector */
 
 int on_kill_entry(struct tracepoint__syscalls__sys_enter_kill *args)
 {
@@ -49,8 +53,9 @@ int on_kill_entry(struct tracepoint__syscalls__sys_enter_kill *args)
 	e->target_pid = (s32)args->pid;
 	e->sig = (s32)args->sig;
 	bpf_get_current_comm(&e->sender_comm, sizeof(e->sender_comm));
-	events.ringbuf_submit(e, 0);
+	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
 	return 0;
 }
 
-/* License: GPL (bcc loads its programs as GPL), needed for bpf_probe_read_kernel(). */
+/* License: GPL (bcc loads its programs as GPL), needed for bpf_get_current_task() and
+ * the bpf_probe_read_kernel() calls bcc makes of task->real_parent->tgid: both GPL-only. */

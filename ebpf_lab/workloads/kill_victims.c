@@ -24,53 +24,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "victim.h"  /* spawn_victim() */
+
 #define NO_SUCH_PID 99999999   /* > PID_MAX_LIMIT (4194304): never a process */
 #define BAD_SIGNAL 99          /* > _NSIG (64): the kernel says EINVAL */
-
-static volatile sig_atomic_t got;
-
-static void on_signal(int sig)
-{
-	got = sig;
-}
-
-static pid_t spawn_victim(void)
-{
-	int fds[2];
-	char c = 0;
-
-	if (pipe(fds) != 0) {
-		perror("pipe");
-		exit(1);
-	}
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
-	if (pid == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGUSR1, &sa, NULL);
-		sigaction(SIGUSR2, &sa, NULL);
-		prctl(PR_SET_NAME, "ebl-victim", 0, 0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		close(fds[0]);
-		if (write(fds[1], &c, 1) != 1)
-			_exit(1);
-		close(fds[1]);
-		for (;;)
-			pause();
-	}
-	close(fds[1]);
-	if (read(fds[0], &c, 1) != 1) {   /* wait until the handlers are in place */
-		fprintf(stderr, "victim %d did not start\n", pid);
-		exit(1);
-	}
-	close(fds[0]);
-	return pid;
-}
 
 static int pause_ms = 20;
 
@@ -88,8 +45,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1)
 		pause_ms = atoi(argv[1]);
-	pid_t a = spawn_victim();
-	pid_t b = spawn_victim();
+	pid_t a = spawn_victim("ebl-victim");
+	pid_t b = spawn_victim("ebl-victim");
 
 	prctl(PR_SET_NAME, "ebl-killer", 0, 0, 0);
 	printf("victims %d %d\n", (int)a, (int)b);

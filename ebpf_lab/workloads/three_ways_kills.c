@@ -28,12 +28,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int pause_ms = 5;
+#include "victim.h"  /* spawn_victim() */
 
-static void on_signal(int sig)
-{
-	(void)sig;
-}
+static int pause_ms = 5;
 
 /* This process's parent pid as /proc says it (field 4 of /proc/self/stat). */
 static int proc_ppid(void)
@@ -76,51 +73,12 @@ static void send(pid_t target, int sig)
 	usleep(pause_ms * 1000);
 }
 
-static pid_t spawn_victim(void)
-{
-	int fds[2];
-	char c = 0;
-
-	if (pipe(fds) != 0) {
-		perror("pipe");
-		exit(1);
-	}
-	fflush(stdout);
-	pid_t pid = fork();
-	if (pid < 0) {
-		perror("fork");
-		exit(1);
-	}
-	if (pid == 0) {
-		struct sigaction sa;
-		memset(&sa, 0, sizeof(sa));
-		sa.sa_handler = on_signal;
-		sigaction(SIGUSR1, &sa, NULL);
-		sigaction(SIGUSR2, &sa, NULL);
-		prctl(PR_SET_NAME, "ebl-3w-victim", 0, 0, 0);
-		prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
-		close(fds[0]);
-		if (write(fds[1], &c, 1) != 1)
-			_exit(1);
-		close(fds[1]);
-		for (;;)
-			pause();
-	}
-	close(fds[1]);
-	if (read(fds[0], &c, 1) != 1) {  /* wait until the handlers are in place */
-		fprintf(stderr, "victim %d did not start\n", pid);
-		exit(1);
-	}
-	close(fds[0]);
-	return pid;
-}
-
 int main(int argc, char **argv)
 {
 	if (argc > 1)
 		pause_ms = atoi(argv[1]);
 	record_self("ebl-3w-sender");
-	pid_t victim = spawn_victim();
+	pid_t victim = spawn_victim("ebl-3w-victim");
 	printf("victim %d\n", (int)victim);
 	fflush(stdout);
 
