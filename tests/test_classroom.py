@@ -253,3 +253,35 @@ def test_a_literal_equal_to_the_drawn_limit_is_caught_at_a_second_value(monkeypa
     assert f"LIMIT was {first}, then" in res["boundary"].hint and "never a number" in res["boundary"].hint
     assert rep.points[0] < rep.points[1]
     assert res["clean"].status == "pass"
+
+
+@pytest.mark.root
+@pytest.mark.bpf
+@pytest.mark.tracepoints
+def test_the_second_drawn_value_is_compiled_in_the_compile_child_too(monkeypatch, no_bpf_leak):
+    """kmalloc-filter's program at the second MIN_BYTES goes through ebpf_lab._trial like the first."""
+    from ebpf_lab import _trial
+    from ebpf_lab.exercises.kmalloc import MIN_CLASSES, draw
+
+    monkeypatch.setenv("EBPF_LAB_GRADE_SEED", "13")
+    first, second = draw(MIN_CLASSES)
+    tried: list = []
+    real = _trial.trial
+    monkeypatch.setattr(_trial, "trial", lambda text, cflags, *a, **k: tried.append(list(cflags)) or real(text, cflags, *a, **k))
+    eid = "kmalloc-filter"
+    ex = get_exercise(eid)
+    ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    rep = ex.run(ref)
+    assert rep.points[0] == rep.points[1], rep.text()
+    assert [[f for f in c if f.startswith("-DMIN_BYTES=")] for c in tried] == [[f"-DMIN_BYTES={first}"],
+                                                                               [f"-DMIN_BYTES={second}"]]
+    # a program that compiles only at the first value: the second build fails in the child, at 'fires'
+    tried.clear()
+    only_first = f"#if MIN_BYTES != {first}\n#error this program was written for one value only\n#endif\n" + ref.bpf
+    rep = ex.run(Submission(only_first, {}, "one value only"))
+    res = {r.check: r for r in rep.results}
+    assert len(tried) == 2, tried
+    assert res["compiles"].status == res["loads"].status == "pass", rep.text()
+    assert res["fires"].status == "fail" and f"-DMIN_BYTES={second}" in res["fires"].message, rep.text()
+    assert "written for one value only" in res["fires"].message, res["fires"].message  # clang's own words
+    assert rep.points[0] == 0 and res["clean"].status == "pass"
