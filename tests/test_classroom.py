@@ -237,20 +237,27 @@ def test_real_nbgrader_scores_equal_ebpf_lab_grade(tmp_path, no_bpf_leak):
 @pytest.mark.netns
 @pytest.mark.tc
 def test_a_literal_equal_to_the_drawn_limit_is_caught_at_a_second_value(monkeypatch, no_bpf_leak):
-    """Even a learner who guessed this run's LIMIT exactly loses 'boundary': the program runs at two values."""
+    """Even a learner who guessed this run's LIMIT exactly loses points: the program runs again, with every
+    check, at a second LIMIT drawn in the same run (the reference passes both rounds)."""
     from ebpf_lab.exercises.net import limit_draw
 
     monkeypatch.setenv("EBPF_LAB_GRADE_SEED", "13")
     first = limit_draw()
+    second = limit_draw(exclude=(400, first))
     eid = "tc-drop-big-icmp"
     ex = get_exercise(eid)
     ref = submission_from_notebook(os.path.join(SOL, f"{eid}.ipynb"), ex)
+    rep = ex.run(ref)
+    assert rep.points[0] == rep.points[1], rep.text()
+    assert "traffic_at_second_limit" in rep.data and len(rep.data["traffic_at_second_limit"]) == len(rep.data["traffic"])
     assert "skb->len >= LIMIT" in ref.bpf
     rep = ex.run(Submission(ref.bpf.replace("skb->len >= LIMIT", f"skb->len >= {first}"), {}, "a literal"))
     res = {r.check: r for r in rep.results}
-    assert res["big-dropped"].status == "pass", rep.text()  # right at the first value...
-    assert res["boundary"].status == "fail", rep.text()     # ...caught at the second
-    assert f"LIMIT was {first}, then" in res["boundary"].hint and "never a number" in res["boundary"].hint
+    failed = [r for r in rep.results if r.status == "fail"]
+    assert failed and failed[0].check in ("small-pass", "big-dropped", "boundary"), rep.text()
+    assert failed[0].message.startswith(f"at a second LIMIT={second}"), failed[0].message
+    assert f"LIMIT was {first}, then {second}" in failed[0].hint and "never a number" in failed[0].hint
+    assert res["compiles"].status == res["loads"].status == "pass"
     assert rep.points[0] < rep.points[1]
     assert res["clean"].status == "pass"
 
