@@ -175,20 +175,29 @@ c.Execute.allow_errors = True
 '''
 
 
-def make_course(dest: str, exercises: Sequence[str] = (), *, root: Optional[str] = None) -> List[str]:
-    """Write an nbgrader course directory at ``dest`` for ``exercises`` (default: all); returns the notebooks written."""
+def make_course(dest: str, exercises: Sequence[str] = (), *, root: Optional[str] = None,
+                assignment: Optional[str] = None) -> List[str]:
+    """Write an nbgrader course directory at ``dest`` for ``exercises`` (default: all); returns the notebooks written.
+
+    Each exercise is an assignment of its own (``source/<id>/<id>.ipynb``), or, with ``assignment``, a
+    notebook of that one assignment (``source/<assignment>/<id>.ipynb``: one ``nbgrader autograde``
+    grades them all).
+    """
     from .exercises._base import GRADE_TIMEOUT
 
     ids = list(exercises) or exercise_ids()
     for e in ids:
         get_exercise(e)  # unknown ids: one clear error before anything is written
+    if assignment is not None and (not assignment or assignment.startswith(".")
+                                   or not all(ch.isalnum() or ch in "-_." for ch in assignment)):
+        raise LabParameterError(f"assignment name {assignment!r}: use letters, digits, '-', '_' and '.'")
     os.makedirs(dest, exist_ok=True)
     dest = os.path.abspath(dest)
     with open(os.path.join(dest, "nbgrader_config.py"), "w", encoding="utf-8") as f:
         f.write(NBGRADER_CONFIG.format(root=dest, timeout=int(GRADE_TIMEOUT + 60)))
     written = []
     for e in ids:
-        d = os.path.join(dest, "source", e)
+        d = os.path.join(dest, "source", assignment or e)
         os.makedirs(d, exist_ok=True)
         out = os.path.join(d, get_exercise(e).notebook)
         with open(out, "w", encoding="utf-8") as f:
@@ -203,17 +212,20 @@ def _cfg_course(p: Any) -> None:
                      "graded cell per scored check) from the teacher notebooks")
     p.add_argument("dest", help="the course directory to write")
     p.add_argument("exercise", nargs="*", help="exercise ids (default: all)")
+    p.add_argument("--assignment", metavar="NAME",
+                   help="put every exercise in one nbgrader assignment NAME (default: one assignment per exercise)")
 
 
 def _cmd_course(args: Any) -> int:
-    for path in make_course(args.dest, args.exercise):
+    for path in make_course(args.dest, args.exercise, assignment=args.assignment):
         print(f"wrote {path}")
+    a = args.assignment or "<id>"
     print(textwrap.dedent(f"""\
         next, in {args.dest} (as root: autograding loads BPF programs):
-          nbgrader generate_assignment <id>        # release/<id>/: the learner's version
-          nbgrader collect / zip_collect <id>      # or copy into submitted/<learner>/<id>/
-          nbgrader autograde <id>                  # runs every graded cell: points per check
-          nbgrader generate_feedback <id>          # feedback/<learner>/<id>/*.html"""))
+          nbgrader generate_assignment {a:<18}# release/{a}/: the learner's version
+          nbgrader collect / zip_collect {a:<13}# or copy into submitted/<learner>/{a}/
+          nbgrader autograde {a:<26}# runs every graded cell: points per check
+          nbgrader generate_feedback {a:<18}# feedback/<learner>/{a}/*.html"""))
     return 0
 
 

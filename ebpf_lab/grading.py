@@ -153,6 +153,8 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
     if checks_csv:
         check_writable(checks_csv, "--checks-csv")
     found: Dict[str, str] = {}
+    # a learner's folder may hold a whole assignment: another exercise's notebook is never this one's answer
+    others = {get_exercise(e).notebook for e in exercise_ids()} - {ex.notebook}
     for path in sorted(glob.glob(os.path.join(folder, "*.ipynb"))):
         found[learner_name(path)] = path
     for sub in sorted(os.listdir(folder)):
@@ -160,7 +162,8 @@ def grade(folder: str, exercise_id: str, *, csv: Optional[str] = None, progress:
         if os.path.isdir(d) and not sub.startswith("."):
             nbs = sorted(p for p in glob.glob(os.path.join(d, "**", "*.ipynb"), recursive=True)
                          if ".ipynb_checkpoints" not in p)
-            pick = [p for p in nbs if os.path.basename(p) == ex.notebook] or nbs
+            pick = ([p for p in nbs if os.path.basename(p) == ex.notebook]
+                    or [p for p in nbs if os.path.basename(p) not in others])
             if pick:
                 found[sub] = pick[0]
     if not found:

@@ -460,6 +460,26 @@ class Grader:
         self.hooks = [h.name for h in p.hooks]
         return p
 
+    def rebuild(self, text: str, hooks: Sequence[Hook], cflags: Sequence[str], *, check: str, why: str, hint: str,
+                events_map: str = "", prepare: Optional[Callable[[GradedProgram], None]] = None
+                ) -> Optional[GradedProgram]:
+        """The learner's program once more (e.g. at a second drawn value), built exactly as :meth:`build` does:
+        tried in the compile child first, then compiled, loaded and attached here.
+
+        'compiles' and 'loads' keep what the first build recorded; a failure now is recorded at ``check``,
+        as ``why`` (what changed) + what went wrong, with ``hint``. None then.
+        """
+        before = self.results.pop(check, None)
+        p = self.build(text, hooks, cflags, events_map=events_map, compiles=check, loads=check, prepare=prepare)
+        now = self.results.pop(check, None)
+        if p is None:
+            said = now.message if now and now.message else "it failed."
+            self.record(check, FAIL, f"{why} {said[:1].lower()}{said[1:]}", hint)
+            return None
+        if before is not None:
+            self.results[check] = before
+        return p
+
     def _trial(self, p: GradedProgram, text: str, compiles: str, loads: str) -> bool:
         """Compile and load the learner's program in a child process first (see ebpf_lab._trial).
 

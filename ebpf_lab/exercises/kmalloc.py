@@ -17,7 +17,6 @@ import pandas as pd
 from .._workloads import binary
 from .. import _procs
 from ..engine import Hook
-from ..errors import LabError
 from ._base import FAIL, Exercise, Fail, Grader, Stop
 from ._workload import Paused
 
@@ -139,15 +138,12 @@ class KmallocFilter(Exercise):
                     raise Stop
             else:
                 assert g.sub.bpf is not None  # g.build() made a program of it in round 0
-                p = g.program(g.sub.bpf, HOOK, flags, events_map="events")
-                try:
-                    p.compile()
-                    p.load()
-                    p.attach()
-                except LabError as e:
-                    g.record("fires", FAIL, f"with -DMIN_BYTES={mb} your program no longer loads: {e}",
-                             "use MIN_BYTES only as a number in comparisons.")
-                    raise Stop from e
+                p = g.rebuild(g.sub.bpf, HOOK, flags, events_map="events", check="fires",
+                              why=f"compiled again with -DMIN_BYTES={mb} (a second value drawn in this run), your "
+                                  "program no longer compiles or loads:",
+                              hint="use MIN_BYTES only as a number in comparisons.")
+                if p is None:
+                    raise Stop
             truth = g.hidden("kmalloc_truth.bpf.c", HOOK, flags + [f"-DNOISE_PID={noise.noise}"])
             rounds.append((mb, p, truth))
         noise.go(wait=False)

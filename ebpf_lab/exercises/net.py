@@ -21,7 +21,7 @@ import pandas as pd
 
 from .. import _procs
 from ..engine import Hook
-from ._base import Exercise, Fail, GradedProgram, Grader, Stop
+from ._base import FAIL, Exercise, Fail, GradedProgram, Grader, Stop
 
 ETH_IP_ICMP = 14 + 20 + 8   # frame bytes around a ping payload
 ETH_IP_UDP = 14 + 20 + 8    # ... and around a UDP payload
@@ -62,10 +62,13 @@ for _ in range(3):
 
 
 _TCP_RECEIVER = r'''
-import socket, sys
+import json, socket, struct, sys
+port = int(sys.argv[1])
+# a packet tap: every IPv4 frame arriving here, as TC ingress sees it (taps run before TC ingress, after XDP)
+tap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("0.0.0.0", int(sys.argv[1])))
+srv.bind(("0.0.0.0", port))
 srv.listen(1)
 srv.settimeout(float(sys.argv[2]))
 print("ready", flush=True)
@@ -78,9 +81,26 @@ try:
         if not data:
             break
         got += len(data)
+    # close with a reset: nothing answers it, so no frame of this connection arrives after this line
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
 except OSError:
     pass
-print(got, flush=True)
+# the sender's FIN went through TC ingress (and the tap) before recv() saw the end: the tap holds every frame
+frames = frame_bytes = 0
+tap.setblocking(False)
+while True:
+    try:
+        data, addr = tap.recvfrom(65535)
+    except BlockingIOError:
+        break
+    if addr[2] == socket.PACKET_OUTGOING or len(data) < 34 or data[23] != 6:
+        continue
+    ihl = (data[14] & 15) * 4
+    if len(data) >= 14 + ihl + 4 and struct.unpack("!H", data[14 + ihl + 2:14 + ihl + 4])[0] == port:
+        frames += 1
+        frame_bytes += len(data)
+print(json.dumps({"got": got, "frames": frames, "bytes": frame_bytes}), flush=True)
 '''
 
 _TCP_SENDER = r'''
@@ -117,6 +137,8 @@ class Traffic:
     tcp_sent: int = 0                      # bytes sent over one TCP connection (segments of chosen sizes)
     tcp_got: int = 0                       # bytes that arrived
     tcp_sizes: Tuple[int, ...] = ()        # TCP payload sizes sent
+    tcp_frames: int = 0                    # TCP frames of that connection that arrived (handshake, data, FIN)
+    tcp_frame_bytes: int = 0               # ... and their bytes, Ethernet header included
 
     def ping(self, frame: int) -> Dict[str, int]:
         return next(p for p in self.pings if p["frame"] == frame)
@@ -147,8 +169,13 @@ class NetWorkload:
     def close(self) -> None:
         self.net.close()
 
-    def send_tcp(self, payloads: Sequence[int], port: int = UDP_PORT + 1) -> int:
-        """One TCP connection from snd to rcv carrying segments of ``payloads`` bytes; bytes that arrived."""
+    def send_tcp(self, payloads: Sequence[int], port: int = UDP_PORT + 1) -> Dict[str, int]:
+        """One TCP connection from snd to rcv carrying segments of ``payloads`` bytes.
+
+        Returns the payload bytes that arrived (``got``) and the connection's frames that arrived at the
+        receiver's ingress (``frames``, ``bytes``), counted by a packet tap: how many segments TCP makes of
+        what was sent (handshake, acknowledgements, FIN) is measured, never guessed.
+        """
         net = self.net
         recv = net.popen("rcv", [sys.executable, "-c", _TCP_RECEIVER, str(port), "3.0"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
@@ -164,7 +191,11 @@ class NetWorkload:
                 recv.kill()
                 recv.wait()
         lines = out.strip().splitlines()
-        return int(lines[-1]) if lines and lines[-1].isdigit() else 0
+        try:
+            d = json.loads(lines[-1]) if lines else {}
+            return {k: int(d[k]) for k in ("got", "frames", "bytes")}
+        except (ValueError, KeyError, TypeError):
+            raise Fail("the grader's TCP receiver gave no count.", "grade again; tell your teacher if it persists.") from None
 
     def send(self, ping_frames: Sequence[int], udp_frames: Sequence[int], *, udp_count: int = 3,
              tcp_payloads: Sequence[int] = ()) -> Traffic:
@@ -192,7 +223,8 @@ class NetWorkload:
         if tcp_payloads:
             t.tcp_sizes = tuple(tcp_payloads)
             t.tcp_sent = sum(tcp_payloads)
-            t.tcp_got = self.send_tcp(tcp_payloads)
+            r = self.send_tcp(tcp_payloads)
+            t.tcp_got, t.tcp_frames, t.tcp_frame_bytes = r["got"], r["frames"], r["bytes"]
         return t
 
 
@@ -235,8 +267,8 @@ class _NetExercise(Exercise):
         """The checks of 'drop ICMP frames of LIMIT bytes or more; pass everything else'."""
         L = self.LIMIT
         small, below, at, big = (t.ping(f) for f in self.frames()[0])
-        drawn = (f"LIMIT was {L} in this run: the grader draws it afresh each time, so compare with the name "
-                 "LIMIT, never a number.")
+        drawn = getattr(self, "_drawn", "") or (f"LIMIT was {L} in this run: the grader draws it afresh each time, "
+                                                 "so compare with the name LIMIT, never a number.")
 
         @g.step("small-pass", needs=["loads"])
         def _():
@@ -307,51 +339,61 @@ class _DropBigIcmp(_NetExercise):
 
     tcp = True
 
-    def send_around_limit(self, g: Grader, hooks: List[Hook]) -> Tuple[Any, Traffic]:
-        """Build and attach the learner's program(s), then send the frames around LIMIT (drawn afresh)."""
-        self.LIMIT = limit_draw()
-        g.facts["LIMIT"] = self.LIMIT
+    #: the hooks the learner's program(s) attach to
+    def hooks(self) -> List[Hook]:
+        return [self.attach_to]
+
+    def judge(self, g: Grader, p: GradedProgram, t: Traffic) -> None:
+        """Every check of one round (one LIMIT): the program ``p`` saw the traffic ``t``."""
+        self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
+
+    def grade(self, g: Grader) -> None:
+        """Two rounds, each with the whole check set, at two values of LIMIT drawn in this run.
+
+        A number written in place of LIMIT can match one draw; it cannot match two different ones.
+        """
+        hooks = self.hooks()
+        first = self.LIMIT = limit_draw()
+        g.facts["LIMIT"] = first
+        self._drawn = ""
         w = NetWorkload(g)
-        p = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={self.LIMIT}"])
+        p = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={first}"])
         if p is None:
             raise Stop
         t = w.send(*self.frames(), tcp_payloads=self.tcp_payloads())
         g.data["traffic"] = t.frame()
-        self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
-        self._round = (w, p, hooks)
-        return p, t
+        self.judge(g, p, t)
+        self.again_at_another_limit(g, w, p, hooks, first)
 
-    def boundary_at_another_limit(self, g: Grader) -> None:
-        """Run the learner's program again at a second LIMIT drawn in the same run: only LIMIT-1 / LIMIT.
-
-        A number written in place of LIMIT can match one draw; it cannot match two different ones.
-        """
-        if not g.ok("boundary"):
+    def again_at_another_limit(self, g: Grader, w: NetWorkload, p: GradedProgram, hooks: List[Hook],
+                               first: int) -> None:
+        """Once every check passed at the first LIMIT: the learner's program built again at a second LIMIT
+        drawn in the same run, the traffic sent again around it, and every check judged again."""
+        checks = [c for c in self.CHECKS if c not in ("compiles", "loads", "clean")]
+        if not all(g.ok(c) for c in checks):
             return
-        w, p, hooks = self._round
-        first = self.LIMIT
+        assert g.sub.bpf is not None  # built once already
         p.detach()  # one program per hook at a time
         second = limit_draw(exclude=(400, first))
         g.facts["LIMIT"] = [first, second]
-        p2 = build_net(g, w, g.sub.bpf, hooks, [f"-DLIMIT={second}"])
-        if p2 is None:  # compiles / loads now say why
-            g.record("boundary", "fail", f"compiled again with -DLIMIT={second} (a second value drawn in this run), "
-                     "your program no longer loads.", "use LIMIT only as a number in comparisons.")
-            return
-        got = {f: w.net.ping(f - ETH_IP_ICMP, count=PING_COUNT, interval=0.02, wait=0.8)["received"]
-               for f in (second - 1, second)}
         drawn = (f"LIMIT was {first}, then {second}: the grader draws it afresh, so compare with the name LIMIT, "
                  "never a number.")
-        if got[second]:
-            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of exactly {second} bytes (frame) got "
-                     "through.", drawn)
-        elif got[second - 1] == 0:
-            g.record("boundary", "fail", f"at a second LIMIT={second}, a ping of {second - 1} bytes (frame) was "
-                     "dropped.", drawn)
-
-    def grade(self, g: Grader) -> None:
-        self.send_around_limit(g, [self.attach_to])
-        self.boundary_at_another_limit(g)
+        p2 = g.rebuild(g.sub.bpf, _on_net(list(hooks), w.net), [f"-DLIMIT={second}"], check="boundary",
+                       why=f"compiled again with -DLIMIT={second} (a second value drawn in this run), your program "
+                           "no longer compiles or loads:", hint="use LIMIT only as a number in comparisons.")
+        if p2 is None:
+            return
+        for c in checks:
+            g.results.pop(c)
+        self.LIMIT, self._drawn = second, drawn
+        t = w.send(*self.frames(), tcp_payloads=self.tcp_payloads())
+        g.data["traffic_at_second_limit"] = t.frame()
+        self.judge(g, p2, t)
+        for c in checks:
+            r = g.results[c]
+            if r.status == FAIL:
+                g.record(c, FAIL, f"at a second LIMIT={second} (drawn in this run; every check passed at "
+                         f"LIMIT={first}): {r.message}", r.hint if drawn in r.hint else f"{r.hint} {drawn}".strip())
 
 
 class TcDropBigIcmp(_DropBigIcmp):
@@ -421,6 +463,8 @@ def _expected_counts(t: Traffic, *, icmp_limit: Optional[int] = None) -> Dict[in
         udp["bytes"] += n * (size + ETH_IP_UDP)
     udp["packets"] += 3  # the sender's STOP datagrams
     udp["bytes"] += 3 * (4 + ETH_IP_UDP)
+    if t.tcp_frames:  # one connection: its frames as the receiver's packet tap counted them (none: no ARP reply)
+        exp[6] = {"packets": t.tcp_frames, "bytes": t.tcp_frame_bytes}
     return exp
 
 
@@ -433,7 +477,9 @@ def _check_counts(g: Grader, check: str, got: Dict[int, Dict[str, int]], exp: Di
             name = PROTO_NAMES.get(proto, str(proto))
             if gv is None:
                 raise Fail(f"your map has no entry for {name} (protocol {proto}); {e['packets']} {name} packets "
-                           f"arrived{where}.", "key the map by ip->protocol.")
+                           f"arrived{where}.",
+                           "count every IPv4 protocol, not a chosen few: key the map by ip->protocol."
+                           if got else "key the map by ip->protocol.")
             if gv["packets"] != e["packets"]:
                 hint = (too_many if gv["packets"] > e["packets"]
                         else "every IPv4 packet of that protocol counts (packets += 1).")
@@ -452,11 +498,12 @@ class TcCountProtocols(_NetExercise):
     lesson = "tc-classifier"
     title = "Count instead of drop: packets and bytes per protocol"
     level = 1
+    tcp = True  # ICMP, UDP of every size, and a TCP connection: the map must count each protocol exactly
     py_functions = ("protocol_table",)
     CHECKS = {
         "compiles": "your C program compiles",
         "loads": "the verifier accepts it; it attaches to TC ingress",
-        "passes-all": "every ping and every datagram still gets through",
+        "passes-all": "every ping, datagram and TCP segment still gets through",
         "fires": "by_proto fills while traffic flows",
         "counts": "packets and bytes per IPv4 protocol are exactly what arrived",
         "py-runs": "protocol_table() returns a DataFrame",
@@ -469,16 +516,17 @@ class TcCountProtocols(_NetExercise):
         w = NetWorkload(g)
         p = build_net(g, w, g.sub.bpf, [Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
         pf, uf = self.frames()
-        t = w.send(pf, uf)
+        t = w.send(pf, uf, tcp_payloads=self.tcp_payloads())
         g.data["traffic"] = t.frame()
         if p is not None:
             @g.step("passes-all", needs=["loads"])
             def _():
                 lost = [x for x in t.pings if x["received"] < x["sent"]]
-                if lost or any(t.udp_got.get(s, 0) < n for s, n in t.udp_sent.items()):
+                if lost or any(t.udp_got.get(s, 0) < n for s, n in t.udp_sent.items()) or t.tcp_got < t.tcp_sent:
                     raise Fail("some packets were dropped"
-                               + (f" (pings of {lost[0]['frame']}-byte frames)" if lost else "") + ".",
-                               "this classifier only counts: return TC_ACT_OK for every packet.")
+                               + (f" (pings of {lost[0]['frame']}-byte frames)" if lost else
+                                  f" (TCP: {t.tcp_got} of {t.tcp_sent} bytes arrived)" if t.tcp_got < t.tcp_sent else "")
+                               + ".", "this classifier only counts: return TC_ACT_OK for every packet.")
 
             got: Dict[int, Dict[str, int]] = {}
 
@@ -491,7 +539,7 @@ class TcCountProtocols(_NetExercise):
                     got[int(k)] = {"packets": int(v["packets"]), "bytes": int(v["bytes"])}
                 g.data["by_proto"] = pd.DataFrame.from_dict(got, orient="index").rename_axis("protocol")
                 if not got:
-                    raise Fail("by_proto stayed empty while pings and UDP datagrams arrived.",
+                    raise Fail("by_proto stayed empty while pings, UDP datagrams and TCP segments arrived.",
                                "for each IPv4 packet: look up (or create) the entry of ip->protocol and add to it.")
 
             _check_counts(g, "counts", got, _expected_counts(t), " at the receiver")
@@ -547,9 +595,11 @@ class XdpThenTc(_DropBigIcmp):
                               ("tc-sees-survivors", "TC counts exactly the packets XDP let through, per protocol"),
                               programs="programs")
 
-    def grade(self, g: Grader) -> None:
-        p, t = self.send_around_limit(g, [Hook("xdp", "xdp generic", "on_xdp"),
-                                          Hook("sched_cls", "clsact ingress", "on_tc_ingress")])
+    def hooks(self) -> List[Hook]:
+        return [Hook("xdp", "xdp generic", "on_xdp"), Hook("sched_cls", "clsact ingress", "on_tc_ingress")]
+
+    def judge(self, g: Grader, p: GradedProgram, t: Traffic) -> None:
+        self.check_drop_rule(g, t, verdict=self.verdict, shot=self.shot)
         got: Dict[int, Dict[str, int]] = {}
 
         @g.step("xdp-alone", needs=["loads"])
@@ -584,4 +634,3 @@ class XdpThenTc(_DropBigIcmp):
                                    "first), not at TC, and count at TC only.")
         else:
             g.record("tc-sees-survivors", "skip", "not checked: 'boundary' has to pass first")
-        self.boundary_at_another_limit(g)  # last: it replaces the programs whose maps were read above

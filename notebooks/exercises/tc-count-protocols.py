@@ -88,8 +88,8 @@ protocol_table({1: {"packets": 4, "bytes": 400}, 17: {"packets": 6, "bytes": 900
 # ## Check your answer
 #
 # Run the cell below. It builds a fresh lab network (two network namespaces and a veth pair — never
-# your machine's interfaces), attaches your program on the receiver's side, sends real pings and UDP
-# datagrams across, compares what arrived with what should have, and removes the network. `.data` of
+# your machine's interfaces), attaches your program on the receiver's side, sends real pings, UDP
+# datagrams and a TCP connection across, compares what arrived with what should have, and removes the network. `.data` of
 # the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`. From a terminal:
 # `sudo ebpf-lab check tc-count-protocols notebooks/exercises/tc-count-protocols.ipynb`.
 

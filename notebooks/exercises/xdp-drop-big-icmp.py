@@ -55,8 +55,8 @@ int on_xdp(struct xdp_md *ctx)
 # ## Check your answer
 #
 # Run the cell below. It builds a fresh lab network (two network namespaces and a veth pair — never
-# your machine's interfaces), attaches your program on the receiver's side, sends real pings and UDP
-# datagrams across, compares what arrived with what should have, and removes the network. `.data` of
+# your machine's interfaces), attaches your program on the receiver's side, sends real pings, UDP
+# datagrams and a TCP connection across, compares what arrived with what should have, and removes the network. `.data` of
 # the last report (with `.data`, what your code produced) is `ebpf_lab.classroom.last_report()`. From a terminal:
 # `sudo ebpf-lab check xdp-drop-big-icmp notebooks/exercises/xdp-drop-big-icmp.ipynb`.
 

@@ -97,6 +97,9 @@ WRONG: Dict[str, List[Wrong]] = {
         Wrong("ip-bytes-only", "counts", "ethernet", bpf=(("__sync_fetch_and_add(&s->bytes, skb->len);", "__sync_fetch_and_add(&s->bytes, skb->len - 14);"),)),
         Wrong("packets-are-bytes", "counts", "packets holds the bytes", bpf=(("__sync_fetch_and_add(&s->packets, 1);", "__sync_fetch_and_add(&s->packets, skb->len);"),)),
         Wrong("counted-twice", "counts", "count each packet once", bpf=(("__sync_fetch_and_add(&s->packets, 1);", "__sync_fetch_and_add(&s->packets, 2);"),)),
+        # TCP arrives too (a connection's handshake, data and FIN, counted by the grader's packet tap)
+        Wrong("icmp-and-udp-only", "counts", "count every ipv4 protocol", bpf=(("    u32 proto = ip->protocol;\n",
+              "    u32 proto = ip->protocol;\n    if (proto != IPPROTO_ICMP && proto != IPPROTO_UDP)\n        return TC_ACT_OK;\n"),)),
         Wrong("fewest-first", "py-table", "most packets first", py=(("protocol_table", "ascending=[False, True]", "ascending=[True, True]"),)),
         Wrong("mean-upside-down", "py-table", "mean_bytes = bytes / packets", py=(("protocol_table", 'v["bytes"] / v["packets"]', 'v["packets"] / v["bytes"]'),)),
     ],
