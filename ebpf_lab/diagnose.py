@@ -205,7 +205,27 @@ def _toolchain_rows() -> List[Row]:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         rows.append(_row("toolchain", tool, bool(path), f"{path}: {ver}" if path else "not installed", fix))
+    rows.append(_bpftrace_btf_row())
     return rows
+
+
+def _bpftrace_btf_row() -> Row:
+    """Does bpftrace read kernel structs through BTF in a tracepoint probe? (lesson 06's bpftrace way)"""
+    from .bpftrace import BTF_PROBE, btf_in_tracepoints
+
+    check = "bpftrace BTF in tracepoints"
+    if not shutil.which("bpftrace"):
+        return _row("toolchain", check, False, "bpftrace is not installed", "`sudo apt-get install bpftrace`")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return _row("toolchain", check, False, "this kernel has no BTF (/sys/kernel/btf/vmlinux)",
+                    "lesson 06 leaves its bpftrace way out (it reads curtask->real_parent through BTF)")
+    if os.geteuid() != 0:
+        return _row("toolchain", check, False, "not checked: bpftrace must attach a probe, which needs root",
+                    "run the doctor with sudo", status="unknown")
+    ok, err = btf_in_tracepoints()
+    return _row("toolchain", check, ok, f"bpftrace -e '{BTF_PROBE}'" + ("" if ok else f": {err}"),
+                "lesson 06 leaves its bpftrace way out (it reads curtask->real_parent->tgid in a tracepoint probe); "
+                "a newer bpftrace can")
 
 
 # ------------------------------------------------------------ hook probes

@@ -131,6 +131,13 @@ def environment(doctor_df: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
                        "vmlinux.h from, and nothing libbpf could relocate the object's field reads against")
     if not env["bpftrace"]:
         why.setdefault("bpftrace", "bpftrace is not installed (sudo apt-get install bpftrace)")
+    elif env["btf"] and env["tracepoint"] and os.geteuid() == 0:
+        from ..bpftrace import btf_in_tracepoints
+
+        ok, err = btf_in_tracepoints()
+        if not ok:
+            why.setdefault("bpftrace", "this bpftrace cannot read kernel structs through BTF in a tracepoint probe, so "
+                           f"curtask->real_parent->tgid does not compile (it says: {err}); a newer bpftrace can")
     missing = [t for t in ("bpftool", "clang", "cc") if not env[t]]
     if missing:
         why.setdefault("libbpf", f"building the CO-RE tool needs {', '.join(missing)} "
