@@ -193,7 +193,9 @@ def _toolchain_rows() -> List[Row]:
          "`sudo apt-get install clang llvm` (lesson 04 builds the tutorial's object with clang | llc)"),
         ("llc", ["llc", "--version"], "`sudo apt-get install llvm`"),
         ("tc", ["tc", "-V"], "`sudo apt-get install iproute2`"),
-        ("bpftool", ["bpftool", "version"], "`sudo apt-get install bpftool` (Debian) or linux-tools-$(uname -r) (Ubuntu)"),
+        ("bpftool", ["bpftool", "version"],
+         "`sudo apt-get install bpftool` (Debian 12 and later) or linux-tools-$(uname -r) (Ubuntu); "
+         "Debian 11 packages none: build it from the kernel's tools/bpf/bpftool (lesson 06's CO-RE way needs it)"),
         ("bpftrace", ["bpftrace", "--version"], "`sudo apt-get install bpftrace` (lesson 01 uses `bpftrace -l` to search hooks)"),
     ):
         path = shutil.which(tool)

@@ -141,7 +141,8 @@ def environment(doctor_df: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
     missing = [t for t in ("bpftool", "clang", "cc") if not env[t]]
     if missing:
         why.setdefault("libbpf", f"building the CO-RE tool needs {', '.join(missing)} "
-                       "(sudo apt-get install bpftool clang gcc libbpf-dev libelf-dev zlib1g-dev)")
+                       "(sudo apt-get install bpftool clang gcc libbpf-dev libelf-dev zlib1g-dev; a release that "
+                       "packages no bpftool, such as Debian 11, needs it built from the kernel's tools/bpf/bpftool)")
     elif not os.path.exists("/usr/include/bpf/libbpf.h"):
         why.setdefault("libbpf", "libbpf's headers are missing (sudo apt-get install libbpf-dev)")
     env["why_not"] = why
