@@ -339,6 +339,8 @@ def _fentry_row(bcc: Any) -> Row:
         holder["b"].cleanup()
     if not ok and "super-user" in why:
         why += " — bcc's wording; the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root"
+    if not ok and "compile" in why:  # bcc's, not the kernel's: the kernel was never asked
+        fix = "this bcc could not compile an fentry program (KFUNC_PROBE); lessons use kprobes or tracepoints instead"
     return _row("hook", "fentry", ok, "attached to vfs_read" if ok else why, fix)
 
 
