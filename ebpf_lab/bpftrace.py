@@ -34,6 +34,7 @@ bpftrace's own message; a missing bpftrace raises :class:`~ebpf_lab.errors.Featu
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -50,7 +51,7 @@ import pandas as pd
 
 from .errors import AttachError, CompileError, FeatureUnavailable, LabParameterError
 
-__all__ = ["run", "Session", "executable", "command_line", "map_frame", "HARMLESS_STDERR"]
+__all__ = ["run", "Session", "executable", "command_line", "map_frame", "btf_in_tracepoints", "HARMLESS_STDERR"]
 
 #: stderr lines bpftrace prints that do not mean the program failed. On kernels 5.11+
 #: BPF memory is charged to the cgroup, so a RLIMIT_MEMLOCK bpftrace cannot raise is harmless.
@@ -62,6 +63,32 @@ _MAX_SECONDS = 600.0
 def executable() -> Optional[str]:
     """Path of the ``bpftrace`` binary, or None when it is not installed."""
     return shutil.which("bpftrace")
+
+
+#: a tracepoint probe reading a kernel struct through BTF (lesson 06's bpftrace way does this)
+BTF_PROBE = 'tracepoint:syscalls:sys_enter_kill { printf("%d\\n", curtask->real_parent->tgid); } BEGIN { exit(); }'
+
+
+@functools.lru_cache(maxsize=None)
+def btf_in_tracepoints() -> Tuple[bool, str]:
+    """Can this bpftrace read a kernel struct through BTF inside a tracepoint probe? (ok, bpftrace's error).
+
+    Found by asking bpftrace (it compiles and attaches :data:`BTF_PROBE`, which exits at once), not
+    by its version: some releases (e.g. 0.11) resolve ``curtask`` through BTF in a kprobe but
+    not in a tracepoint probe, and say "Unknown struct/union: 'struct task_struct'". Needs root.
+    """
+    exe = executable()
+    if not exe:
+        return False, "bpftrace is not installed"
+    try:
+        p = subprocess.run([exe, "-e", BTF_PROBE], capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return False, f"bpftrace did not answer: {e}"
+    if p.returncode == 0:
+        return True, ""
+    err = [ln.strip() for ln in p.stderr.splitlines() if "ERROR" in ln]
+    return False, (err[0] if err else p.stderr.strip()[-300:]) or f"bpftrace exited with status {p.returncode}"
 
 
 def command_line(program: Optional[str] = None, *, seconds: Optional[float] = None,

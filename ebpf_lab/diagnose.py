@@ -193,7 +193,9 @@ def _toolchain_rows() -> List[Row]:
          "`sudo apt-get install clang llvm` (lesson 04 builds the tutorial's object with clang | llc)"),
         ("llc", ["llc", "--version"], "`sudo apt-get install llvm`"),
         ("tc", ["tc", "-V"], "`sudo apt-get install iproute2`"),
-        ("bpftool", ["bpftool", "version"], "`sudo apt-get install bpftool` (Debian) or linux-tools-$(uname -r) (Ubuntu)"),
+        ("bpftool", ["bpftool", "version"],
+         "`sudo apt-get install bpftool` (Debian 12 and later) or linux-tools-$(uname -r) (Ubuntu); "
+         "Debian 11 packages none: build it from the kernel's tools/bpf/bpftool (lesson 06's CO-RE way needs it)"),
         ("bpftrace", ["bpftrace", "--version"], "`sudo apt-get install bpftrace` (lesson 01 uses `bpftrace -l` to search hooks)"),
     ):
         path = shutil.which(tool)
@@ -205,7 +207,27 @@ def _toolchain_rows() -> List[Row]:
             except (OSError, subprocess.TimeoutExpired):
                 pass
         rows.append(_row("toolchain", tool, bool(path), f"{path}: {ver}" if path else "not installed", fix))
+    rows.append(_bpftrace_btf_row())
     return rows
+
+
+def _bpftrace_btf_row() -> Row:
+    """Does bpftrace read kernel structs through BTF in a tracepoint probe? (lesson 06's bpftrace way)"""
+    from .bpftrace import BTF_PROBE, btf_in_tracepoints
+
+    check = "bpftrace BTF in tracepoints"
+    if not shutil.which("bpftrace"):
+        return _row("toolchain", check, False, "bpftrace is not installed", "`sudo apt-get install bpftrace`")
+    if not os.path.exists("/sys/kernel/btf/vmlinux"):
+        return _row("toolchain", check, False, "this kernel has no BTF (/sys/kernel/btf/vmlinux)",
+                    "lesson 06 leaves its bpftrace way out (it reads curtask->real_parent through BTF)")
+    if os.geteuid() != 0:
+        return _row("toolchain", check, False, "not checked: bpftrace must attach a probe, which needs root",
+                    "run the doctor with sudo", status="unknown")
+    ok, err = btf_in_tracepoints()
+    return _row("toolchain", check, ok, f"bpftrace -e '{BTF_PROBE}'" + ("" if ok else f": {err}"),
+                "lesson 06 leaves its bpftrace way out (it reads curtask->real_parent->tgid in a tracepoint probe); "
+                "a newer bpftrace can")
 
 
 # ------------------------------------------------------------ hook probes
@@ -317,6 +339,8 @@ def _fentry_row(bcc: Any) -> Row:
         holder["b"].cleanup()
     if not ok and "super-user" in why:
         why += " — bcc's wording; the kernel refused the BPF_PROG_TYPE_TRACING program (EPERM) although this process is root"
+    if not ok and "compile" in why:  # bcc's, not the kernel's: the kernel was never asked
+        fix = "this bcc could not compile an fentry program (KFUNC_PROBE); lessons use kprobes or tracepoints instead"
     return _row("hook", "fentry", ok, "attached to vfs_read" if ok else why, fix)
 
 

@@ -29,7 +29,8 @@ def doc():
 
 
 EXPECTED = ["kernel version", "architecture", "root / capabilities", "bpf() syscall", "BPF JIT", "BTF", "tracefs", "debugfs",
-            "bpffs", "kernel headers", "bcc", "bcc compiles here", "clang", "llc", "tc", "bpftool", "bpftrace", "kprobe", "kretprobe",
+            "bpffs", "kernel headers", "bcc", "bcc compiles here", "clang", "llc", "tc", "bpftool", "bpftrace",
+            "bpftrace BTF in tracepoints", "kprobe", "kretprobe",
             "tracepoint", "raw tracepoint", "uprobe", "uretprobe", "perf buffer", "ring buffer", "TC (sched_cls)",
             "XDP", "fentry"]
 

@@ -40,6 +40,8 @@ fsmount debugfs /sys/kernel/debug
 fsmount bpf /sys/fs/bpf
 fsmount cgroup2 /sys/fs/cgroup
 ln -sfn /proc/self/fd /dev/fd
+# what udev makes on a booted system (nft 0.9 reads `-f -` as /dev/stdin)
+for i in 0:stdin 1:stdout 2:stderr; do ln -sfn "/proc/self/fd/${i%%:*}" "/dev/${i#*:}"; done
 hostname ebpf-lab-guest
 ip link set lo up 2>/dev/null
 

@@ -65,11 +65,16 @@ lock_file() {
 }
 requirements() { grep -E '^[A-Za-z0-9]' "${lock:-$(lock_file)}"; }
 
-# vm/guest-packages.txt, minus what a suite does not package: bullseye has no
-# bpftool package (it came with bookworm).
+# vm/guest-packages.txt, one package a word; a line ending in "[not S ...]" is
+# left out on those suites (e.g. bpftool, which bullseye does not package).
 packages() {
-    sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$here/guest-packages.txt" | tr -s ' \t' '\n\n' | sed '/^$/d' \
-        | if [ "$suite" = bullseye ]; then grep -vx bpftool; else cat; fi
+    sed -e 's/#.*//' "$here/guest-packages.txt" | awk -v suite="$suite" '
+        match($0, /\[not [^]]*\]/) {
+            n = split(substr($0, RSTART + 5, RLENGTH - 6), skip, " ")
+            for (i = 1; i <= n; i++) if (skip[i] == suite) next
+            $0 = substr($0, 1, RSTART - 1)
+        }
+        { for (i = 1; i <= NF; i++) print $i }'
 }
 
 recipe_hash() {
@@ -158,7 +163,8 @@ EOF
     mapfile -t kernels < <(cd "$rootfs/boot" && ls vmlinuz-* 2>/dev/null)
     [ "${#kernels[@]}" = 1 ] || die "expected one kernel in the image, found: ${kernels[*]:-none}"
     kver=${kernels[0]#vmlinuz-}
-    [ -e "$rootfs/lib/modules/$kver/build/Makefile" ] || die "no headers for $kver in the image (linux-headers-amd64 and linux-image-amd64 out of step?)"
+    # (inside the chroot: bullseye's build link is absolute, /usr/src/linux-headers-<kver>)
+    chr test -e "/lib/modules/$kver/build/Makefile" || die "no headers for $kver in the image (linux-headers-amd64 and linux-image-amd64 out of step?)"
     [ -s "$rootfs/boot/initrd.img-$kver" ] || die "no initrd for $kver"
     inird=$(chr lsinitramfs "/boot/initrd.img-$kver")
     # A module is either in the initrd or built into the kernel (trixie's 6.12 builds virtio_pci in).

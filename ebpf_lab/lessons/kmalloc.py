@@ -130,7 +130,7 @@ class KmallocLesson(Lesson):
         "gfp_flags": "allocation flags (uint32)",
         "call_site": "kernel address that called kmalloc, 0 for page allocations (uint64)",
         "call_site_sym": "call_site as a kernel symbol (category; '' for page allocations)",
-        "event": "kmalloc or mm_page_alloc (category)",
+        "event": "the tracepoint that saw it: kmalloc, kmalloc_node (kernels before 6.1) or mm_page_alloc (category)",
     }
 
     def select_hooks(self) -> List[Hook]:
@@ -183,7 +183,8 @@ class KmallocLesson(Lesson):
             "call_site": cs.astype(np.uint64),
             "call_site_sym": sym,
             "event": pd.Categorical.from_codes(arr["kind"].astype(np.int8),
-                                               categories=pd.Index(["kmalloc", "mm_page_alloc"], dtype=object)),
+                                               categories=pd.Index(["kmalloc", "mm_page_alloc", "kmalloc_node"],
+                                                                   dtype=object)),
         }
         # copy=False keeps one block per column: no consolidation copy of the whole frame.
         return pd.DataFrame(cols, copy=False) if n else pd.DataFrame(cols)

@@ -134,10 +134,18 @@ def environment(doctor_df: Optional[pd.DataFrame] = None) -> Dict[str, Any]:
                        "vmlinux.h from, and nothing libbpf could relocate the object's field reads against")
     if not env["bpftrace"]:
         why.setdefault("bpftrace", "bpftrace is not installed (sudo apt-get install bpftrace)")
+    elif env["btf"] and env["tracepoint"] and os.geteuid() == 0:
+        from ..bpftrace import btf_in_tracepoints
+
+        ok, err = btf_in_tracepoints()
+        if not ok:
+            why.setdefault("bpftrace", "this bpftrace cannot read kernel structs through BTF in a tracepoint probe, so "
+                           f"curtask->real_parent->tgid does not compile (it says: {err}); a newer bpftrace can")
     missing = [t for t in ("bpftool", "clang", "cc") if not env[t]]
     if missing:
         why.setdefault("libbpf", f"building the CO-RE tool needs {', '.join(missing)} "
-                       "(sudo apt-get install bpftool clang gcc libbpf-dev libelf-dev zlib1g-dev)")
+                       "(sudo apt-get install bpftool clang gcc libbpf-dev libelf-dev zlib1g-dev; a release that "
+                       "packages no bpftool, such as Debian 11, needs it built from the kernel's tools/bpf/bpftool)")
     elif not os.path.exists("/usr/include/bpf/libbpf.h"):
         why.setdefault("libbpf", "libbpf's headers are missing (sudo apt-get install libbpf-dev)")
     env["why_not"] = why

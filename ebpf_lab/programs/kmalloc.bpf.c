@@ -41,7 +41,7 @@ struct alloc_event {
 	u32 bytes_alloc;  /* what the allocator handed out (>= bytes_req) */
 	u32 gfp_flags;
 	u16 cpu;
-	u8 kind;          /* 0 = kmalloc, 1 = page allocation */
+	u8 kind;          /* 0 = kmem:kmalloc, 1 = page allocation, 2 = kmem:kmalloc_node */
 	u8 _pad;
 	char comm[16];
 };
@@ -114,11 +114,12 @@ int on_kmalloc(struct tracepoint__kmem__kmalloc *args)
  * separate tracepoint, kmem:kmalloc_node (same fields plus node); 6.1 merged it
  * into kmem:kmalloc. The lesson compiles this entry point, with
  * -DHOOK_KMALLOC_NODE, only where tracefs lists kmem:kmalloc_node: bcc can
- * build struct tracepoint__kmem__kmalloc_node only from an existing format file. */
+ * build struct tracepoint__kmem__kmalloc_node only from an existing format file.
+ * Its rows carry kind 2, so the DataFrame says which tracepoint saw each one. */
 int on_kmalloc_node(struct tracepoint__kmem__kmalloc_node *args)
 {
 	return report(args->call_site, args->bytes_req, args->bytes_alloc,
-		      args->gfp_flags, 0);
+		      args->gfp_flags, 2);
 }
 #endif
 
