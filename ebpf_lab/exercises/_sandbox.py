@@ -12,10 +12,12 @@ import dataclasses
 import json
 import os
 import pickle
+import select
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from typing import Any, Optional
 
 # Runs in the child. Kept free of ebpf_lab imports: the child only needs pandas/numpy.
@@ -25,6 +27,9 @@ _CHILD = r'''
 import json, linecache, os, pickle, sys, traceback
 out = os.fdopen(os.dup(1), "w")
 os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # the learner's print()s go nowhere
+import numpy as np, pandas as pd  # before the clock starts: the time limit is the learner's code's
+out.write("ready\n")
+out.flush()
 req = pickle.load(sys.stdin.buffer)
 def native(v):
     if hasattr(v, "item"):
@@ -42,7 +47,6 @@ def reply(d):
     out.write(json.dumps(d, default=native))
     out.flush()
 try:
-    import numpy as np, pandas as pd
     ns = {"__name__": "__learner__", "np": np, "pd": pd}
     code = compile(req["source"], "<your cell>", "exec")
     linecache.cache["<your cell>"] = (len(req["source"]), None, req["source"].splitlines(True), "<your cell>")
@@ -110,9 +114,33 @@ def _kill_group(pgid: int) -> None:
         pass
 
 
+#: How long the child may take to start Python and import numpy and pandas, before the learner's
+#: time limit starts: seconds on a laptop, far more in a software-emulated lab VM.
+STARTUP_TIMEOUT_S = 300.0
+
+
+def _wait_ready(proc: subprocess.Popen, limit: float) -> bool:
+    """Read the child's "ready" line from its stdout (raw reads: communicate() reads the rest)."""
+    assert proc.stdout is not None
+    fd, got, deadline = proc.stdout.fileno(), b"", time.monotonic() + limit
+    while not got.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return False
+        chunk = os.read(fd, 1)
+        if not chunk:
+            return False
+        got += chunk
+    return got == b"ready\n"
+
+
 def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[dict] = None,
                  timeout: float = 10.0) -> Outcome:
-    """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults."""
+    """Execute ``source`` in a fresh interpreter, call ``function(*args)``; never raises for learner faults.
+
+    ``timeout`` bounds the learner's code alone: the child's start (Python, numpy, pandas) has its
+    own limit, :data:`STARTUP_TIMEOUT_S`, so a slow machine does not fail a learner for the imports.
+    """
     request = pickle.dumps({"source": source, "function": function, "args": tuple(args), "kwargs": kwargs or {}})
     from .. import _procs, _registry
 
@@ -127,6 +155,12 @@ def run_function(source: str, function: str, args: tuple = (), kwargs: Optional[
                                 preexec_fn=_procs.preexec(_drop_privileges, session=True))
         token = _procs.register(proc)
         try:
+            if not _wait_ready(proc, STARTUP_TIMEOUT_S):
+                _kill_group(proc.pid)
+                out, err = proc.communicate()
+                tail = (err or b"").decode(errors="replace").strip().splitlines()[-1:]
+                return Outcome("crashed", message="the grader's Python child did not start (numpy and pandas "
+                                                  f"within {STARTUP_TIMEOUT_S:g} s)" + (f": {tail[0]}" if tail else ""))
             out, err = proc.communicate(request, timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
