@@ -101,10 +101,15 @@ CHECKS: Dict[str, List[Callable[[], Tuple[bool, str]]]] = {
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
     """A test that declares no need of the kernel, root or a tool is pure code: the ``unit`` tier
-    (``./test --unit``, no root, seconds)."""
+    (``./test --unit``, no root, seconds).
+
+    Order: the host's tests first, then the guest tier (QEMU), then the lab VM's. The guest images
+    that ``./test`` builds in the background (5-10 min each when cold) are then built while the host
+    tier runs, not waited for."""
     for item in items:
         if not any(m.name in CHECKS or m.name == "slow" for m in item.iter_markers()):
             item.add_marker(pytest.mark.unit)
+    items.sort(key=lambda item: 2 if item.get_closest_marker("vm") else 1 if item.get_closest_marker("guest") else 0)
 
 
 def pytest_configure(config: pytest.Config) -> None:

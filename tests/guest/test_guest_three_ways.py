@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from ebpf_lab.lessons.three_ways import build_core
-from test_guest_kernel import _run  # one runner for both guest tests (QEMU's process group killed on timeout)
+from test_guest_kernel import _run, build_image  # one runner and one image step for every guest test
 from three_ways_inside import check_foreign_core
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,9 +54,9 @@ def test_three_ways_on_the_guest_kernel(tmp_path, tier_report):
     assert host_core.built_on == platform.release()
     rel_host = os.path.relpath(host_core.dir, results)
 
-    rc, out, build_s = _run(["bash", str(ROOT / "vm" / "image.sh")], IMAGE_TIMEOUT_S)
-    assert rc == 0, f"building the guest image failed (vm/image.sh, {build_s:.0f} s):\n{_tail(out)}"
-    image = out.strip().splitlines()[-1]
+    # the bookworm image (./test builds it in the background; a failed build fails here with its log)
+    image_dir, build_s, _ = build_image("bookworm", IMAGE_TIMEOUT_S)
+    image = str(image_dir)
 
     # 2. in the guest
     guest_cmd = ["env", f"CI={os.environ.get('CI', '')}",
