@@ -1,6 +1,7 @@
 """The child interpreter that runs a learner's Python function (ebpf_lab/exercises/_sandbox.py).
 
-Pure code (no kernel): the time limit bounds the learner's code alone, not the child's start.
+No kernel needed, but root: the child is recorded in the lab's registry (/run/ebpf-lab), as the grader,
+which runs as root, does. The time limit bounds the learner's code alone, not the child's start.
 """
 from __future__ import annotations
 
@@ -9,7 +10,11 @@ import shutil
 import tempfile
 import time
 
+import pytest
+
 from ebpf_lab.exercises import _sandbox
+
+pytestmark = [pytest.mark.root]
 
 SLOW = "import time\ndef f(x):\n    time.sleep(x)\n    return x * 2\n"
 
