@@ -85,18 +85,40 @@ def render(tiers: List[dict], generated: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(records: List[dict]) -> List[dict]:
+    """One tier per name: a tier's parts (``<tier>--<part>.json``, e.g. lesson 06's guest test beside its
+    suite's row) add their counts, skip reasons, failures, hooks and selections together."""
+    tiers: Dict[str, dict] = {}
+    for rec in records:
+        t = tiers.get(rec["tier"])
+        if t is None:
+            tiers[rec["tier"]] = json.loads(json.dumps(rec))
+            continue
+        t["selection"] = " + ".join(x for x in (t.get("selection", ""), rec.get("selection", "")) if x)
+        for lesson, row in rec["lessons"].items():
+            mine = t["lessons"].setdefault(lesson, {"passed": 0, "failed": 0, "skipped": 0, "skip_reasons": [],
+                                                    "hooks": [], "failures": []})
+            for k in ("passed", "failed", "skipped"):
+                mine[k] += row[k]
+            for k in ("skip_reasons", "hooks", "failures"):
+                mine[k] += [x for x in row[k] if x not in mine[k]]
+    return list(tiers.values())
+
+
 def main(argv: List[str] = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--in", dest="src", default=os.path.join(ROOT, "artifacts", "compat"))
     ap.add_argument("--out", default=os.path.join(ROOT, "docs", "compatibility.md"))
     a = ap.parse_args(argv)
     tiers = []
-    for path in sorted(glob.glob(os.path.join(a.src, "*.json"))):
+    # a tier's own record before its parts (<tier>--<part>.json), so that its selection reads first
+    for path in sorted(glob.glob(os.path.join(a.src, "*.json")), key=lambda p: ("--" in os.path.basename(p), p)):
         with open(path) as f:
             tiers.append(json.load(f))
     if not tiers:
         print(f"compat_table: no tier records in {a.src}; {a.out} left as it is", file=sys.stderr)
         return 1
+    tiers = merge(tiers)
     tiers.sort(key=lambda t: (t["tier"] != "host", t["tier"]))
     text = render(tiers, datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
     with open(a.out + ".tmp", "w") as f:

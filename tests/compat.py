@@ -5,7 +5,7 @@ during the test) adds its outcome to that lesson's row; the hooks the lesson
 really attached are recorded from ``Lesson.attach`` itself. At the end of the
 session one JSON file is written per tier:
 
-    $EBPF_LAB_COMPAT_DIR/<tier>.json
+    $EBPF_LAB_COMPAT_DIR/<tier>.json   (<tier>--<part>.json with EBPF_LAB_COMPAT_PART)
 
 only when EBPF_LAB_COMPAT_DIR is set (``./test`` sets it to artifacts/compat;
 the guest tier to its results share), so that a quick run of one test file
@@ -179,7 +179,10 @@ class CompatRecorder:
                 "selection": " ".join(session.config.invocation_params.args)}
         try:
             os.makedirs(out_dir, exist_ok=True)
-            path = os.path.join(out_dir, f"{tier}.json")
+            # EBPF_LAB_COMPAT_PART: a second run on the same tier (lesson 06's guest test beside its
+            # suite's row) writes beside the first; scripts/compat_table.py merges a tier's parts
+            part = os.environ.get("EBPF_LAB_COMPAT_PART", "")
+            path = os.path.join(out_dir, f"{tier}--{part}.json" if part else f"{tier}.json")
             with open(path + ".tmp", "w") as f:
                 json.dump(data, f, indent=1, sort_keys=True)
             os.replace(path + ".tmp", path)

@@ -10,8 +10,11 @@ and written to ``artifacts/notebook-timings.json`` for the CI log.
 """
 import json
 import os
+import re
+import signal
+import subprocess
 import time
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional
 
 import nbformat
 from nbclient import NotebookClient
@@ -63,6 +66,34 @@ def _save_timings(name: str, rows: List[dict]) -> None:
         pass  # timings are a diagnostic; never fail a run on them
 
 
+def why_dead(proc: Any) -> str:
+    """What is known of a dead kernel: its exit status (a signal, e.g. the OOM killer's SIGKILL), the
+    kernel log's last out-of-memory or crash lines, and the memory and /tmp left."""
+    facts = []
+    rc = proc.poll() if proc is not None else None
+    if rc is None:
+        facts.append("kernel process: still running or unknown")
+    elif rc < 0:
+        facts.append(f"kernel process: killed by signal {-rc} ({signal.Signals(-rc).name})")
+    else:
+        facts.append(f"kernel process: exited with status {rc}")
+    try:
+        log = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+        hits = [ln for ln in log if re.search(r"(?i:out of memory|oom-kill|killed process|segfault|"
+                                              r"general protection|traps:)|BUG:|Call Trace", ln)]
+        facts.append("kernel log: " + ("\n  ".join([""] + hits[-12:]) if hits else "no OOM or crash lines"))
+    except (OSError, subprocess.SubprocessError):
+        facts.append("kernel log: unreadable")
+    try:
+        with open("/proc/meminfo") as f:
+            mem = dict(ln.split(":", 1) for ln in f)
+        st = os.statvfs("/tmp")
+        facts.append(f"MemAvailable {mem['MemAvailable'].strip()}, /tmp {(st.f_blocks - st.f_bfree) * st.f_frsize >> 20} MiB used")
+    except (OSError, KeyError):
+        pass
+    return "\n".join(facts)
+
+
 def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[float] = None) -> nbformat.NotebookNode:
     """Run notebooks/NAME top to bottom in its folder; any cell error fails (CellExecutionError).
 
@@ -77,6 +108,7 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
     rows: List[dict] = []
     t_start = time.monotonic()
     current: Dict[str, float] = {}
+    kernel: Dict[str, Any] = {}
 
     def on_execute(cell, cell_index, **_kw):
         spent = time.monotonic() - t_start
@@ -85,6 +117,8 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
                                   f"notebook's bound of {total_s:g} s (EBPF_LAB_NB_TOTAL_S); cells so far: {rows}")
         current["t"] = time.monotonic()
         current["i"] = cell_index
+        # the kernel's process, kept for why_dead(): the client forgets it when it cleans up
+        kernel["proc"] = kernel.get("proc") or getattr(getattr(client.km, "provisioner", None), "process", None)
 
     def on_executed(cell, cell_index, **_kw):
         rows.append({"cell": cell_index, "tags": cell.get("metadata", {}).get("tags", []),
@@ -107,7 +141,7 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
                               f"stopped; earlier cells took: {rows}\n{e}") from None
     except DeadKernelError as e:
         raise NotebookStalled(f"{name}: the kernel died or did not start within {STARTUP_S:g} s "
-                              f"(EBPF_LAB_NB_STARTUP_S): {e}") from None
+                              f"(EBPF_LAB_NB_STARTUP_S): {e}\n{why_dead(kernel.get('proc'))}") from None
     except RuntimeError as e:
         if "Kernel didn't respond" in str(e) or "kernel" in str(e).lower() and "start" in str(e).lower():
             raise NotebookStalled(f"{name}: the kernel did not start within {STARTUP_S:g} s "

@@ -24,10 +24,15 @@ def test_the_table_says_what_each_tier_proved(tmp_path):
     (src / "guest-trixie.json").write_text(json.dumps({"tier": "guest-trixie", "environment": ENV, "selection": "y",
         "lessons": {"hello-kill": _row(passed=5, hooks=["kprobe:__x64_sys_kill"]),
                     "tc-classifier": _row(passed=3, failed=1, failures=["tests/test_tc_classifier.py::test_x"])}}))
+    # a second run on the same tier (lesson 06's guest test beside the trixie row) adds to its column
+    (src / "guest-trixie--three-ways.json").write_text(json.dumps({"tier": "guest-trixie", "environment": ENV,
+        "selection": "z", "lessons": {"hello-kill": _row(passed=1, hooks=["tracepoint:syscalls:sys_enter_kill"]),
+                                      "three-ways": _row(passed=4)}}))
     out = tmp_path / "compatibility.md"
     r = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "compat_table.py"), "--in", str(src),
                         "--out", str(out)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+    assert "from 2 tier(s): host, guest-trixie" in r.stdout
     text = out.read_text()
     assert "Do not edit by hand" in text
     rows = {}
@@ -35,9 +40,11 @@ def test_the_table_says_what_each_tier_proved(tmp_path):
         if line.startswith("| 0"):
             rows[line.split("|")[1].strip()] = [c.strip() for c in line.split("|")[2:-1]]
     assert rows["01 hello kill"][0].startswith("pass (3 tests; 2 skipped: kprobes")
-    assert rows["01 hello kill"][1] == "pass (5 tests)"
+    assert rows["01 hello kill"][1] == "pass (6 tests)"
+    assert rows["06 three ways"] == ["not run", "pass (4 tests)"]
     assert rows["02 kmalloc"] == ["skip: tracepoints: tracefs is not mounted", "not run"]
     assert rows["04 TC classifier"][1].startswith("**FAIL** (1 of 4: test_x")
+    assert "`kprobe:__x64_sys_kill`, `tracepoint:syscalls:sys_enter_kill`" in text
     assert "`kprobe:__x64_sys_kill`" in text and "| guest-trixie | Debian GNU/Linux 13 (trixie) | 6.12.48+deb13-amd64" in text
 
 

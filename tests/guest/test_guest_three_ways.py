@@ -20,6 +20,7 @@ import glob
 import os
 import platform
 import re
+import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from three_ways_inside import check_foreign_core
 ROOT = Path(__file__).resolve().parents[2]
 GUEST_RESULTS = "/mnt/results"
 GUEST_TESTS = ["tests/test_three_ways.py", "tests/test_notebooks_06.py", "tests/guest/three_ways_inside.py"]
+#: the newest guest: notebook 06 runs there, like every other lesson notebook (the trixie row)
+SUITE = "trixie"
 IMAGE_TIMEOUT_S = 900
 GUEST_TIMEOUT_S = 1800
 
@@ -54,12 +57,14 @@ def test_three_ways_on_the_guest_kernel(tmp_path, tier_report):
     assert host_core.built_on == platform.release()
     rel_host = os.path.relpath(host_core.dir, results)
 
-    # the bookworm image (./test builds it in the background; a failed build fails here with its log)
-    image_dir, build_s, _ = build_image("bookworm", IMAGE_TIMEOUT_S)
+    # the newest guest's image (./test builds it in the background; a failed build fails here with its log)
+    image_dir, build_s, _ = build_image(SUITE, IMAGE_TIMEOUT_S)
     image = str(image_dir)
 
     # 2. in the guest
-    guest_cmd = ["env", f"CI={os.environ.get('CI', '')}",
+    # what the guest proved goes into the suite's column of docs/compatibility.md, beside its row's record
+    guest_cmd = ["env", f"CI={os.environ.get('CI', '')}", f"EBPF_LAB_GUEST_SUITE={SUITE}",
+                 f"EBPF_LAB_COMPAT_DIR={GUEST_RESULTS}/compat", "EBPF_LAB_COMPAT_PART=three-ways",
                  f"EBPF_LAB_THREE_WAYS_FOREIGN_CORE={GUEST_RESULTS}/{rel_host}",
                  f"EBPF_LAB_THREE_WAYS_CACHE={GUEST_RESULTS}/guest-core",
                  "python", "-m", "pytest", *GUEST_TESTS, f"--junitxml={GUEST_RESULTS}/junit.xml",
@@ -68,6 +73,9 @@ def test_three_ways_on_the_guest_kernel(tmp_path, tier_report):
                            str(GUEST_TIMEOUT_S), "--results", str(results), "--", *guest_cmd], GUEST_TIMEOUT_S + 60)
     guest_out = (results / "output.log").read_text(errors="replace") if (results / "output.log").exists() else ""
     info = (results / "guest-info").read_text().strip() if (results / "guest-info").exists() else ""
+    for record in sorted((results / "compat").glob("*.json")) if (results / "compat").is_dir() else []:
+        (ROOT / "artifacts" / "compat").mkdir(parents=True, exist_ok=True)
+        shutil.copy(record, ROOT / "artifacts" / "compat" / record.name)
     where = f"guest output ({results}/output.log):\n{_tail(guest_out, 60)}\n\nrun-guest.sh:\n{_tail(out, 15)}"
     assert rc not in (124, 125), f"the guest timed out or never ran the tests (status {rc})\n{where}"
     junit = results / "junit.xml"
