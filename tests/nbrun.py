@@ -140,8 +140,11 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
         raise NotebookStalled(f"{name}: {where} ran longer than {cell_s:g} s (EBPF_LAB_NB_CELL_S) and was "
                               f"stopped; earlier cells took: {rows}\n{e}") from None
     except DeadKernelError as e:
-        raise NotebookStalled(f"{name}: the kernel died or did not start within {STARTUP_S:g} s "
-                              f"(EBPF_LAB_NB_STARTUP_S): {e}\n{why_dead(kernel.get('proc'))}") from None
+        i = int(current.get("i", -1))
+        where = f"while running {_label(nb.cells[i], i)}" if 0 <= i < len(nb.cells) else "before its first cell"
+        raise NotebookStalled(f"{name}: the kernel died {where}, or did not start within {STARTUP_S:g} s "
+                              f"(EBPF_LAB_NB_STARTUP_S): {e}; earlier cells took: {rows}\n"
+                              f"{why_dead(kernel.get('proc'))}") from None
     except RuntimeError as e:
         if "Kernel didn't respond" in str(e) or "kernel" in str(e).lower() and "start" in str(e).lower():
             raise NotebookStalled(f"{name}: the kernel did not start within {STARTUP_S:g} s "

@@ -37,3 +37,12 @@ def test_a_notebook_over_its_total_bound_is_named(tmp_path):
     with pytest.raises(NotebookStalled) as e:
         run_notebook(path, timeout=60, total=1)
     assert "before cell 1 [step-1] `y = 1`" in str(e.value) and "EBPF_LAB_NB_TOTAL_S" in str(e.value)
+
+
+def test_a_dead_kernel_is_named_with_its_signal_and_cell(tmp_path):
+    path = _notebook(tmp_path, "x = 1", "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)", "x = 2")
+    with pytest.raises(NotebookStalled) as e:
+        run_notebook(path, timeout=60)
+    msg = str(e.value)
+    assert "the kernel died while running cell 1 [step-1] `import os, signal`" in msg, msg
+    assert "killed by signal 9 (SIGKILL)" in msg and "kernel log:" in msg and "MemAvailable" in msg, msg
