@@ -66,7 +66,14 @@ def _save_timings(name: str, rows: List[dict]) -> None:
         pass  # timings are a diagnostic; never fail a run on them
 
 
-def why_dead(proc: Any) -> str:
+def _kernel_log() -> List[str]:
+    try:
+        return subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+def why_dead(proc: Any, log_from: int = 0) -> str:
     """What is known of a dead kernel: its exit status (a signal, e.g. the OOM killer's SIGKILL), the
     kernel log's last out-of-memory or crash lines, and the memory and /tmp left."""
     facts = []
@@ -77,18 +84,17 @@ def why_dead(proc: Any) -> str:
         facts.append(f"kernel process: killed by signal {-rc} ({signal.Signals(-rc).name})")
     else:
         facts.append(f"kernel process: exited with status {rc}")
-    try:
-        log = subprocess.run(["dmesg"], capture_output=True, text=True, timeout=10).stdout.splitlines()
-        hits = [ln for ln in log if re.search(r"(?i:out of memory|oom-kill|killed process|segfault|"
-                                              r"general protection|traps:)|BUG:|Call Trace", ln)]
-        facts.append("kernel log: " + ("\n  ".join([""] + hits[-12:]) if hits else "no OOM or crash lines"))
-    except (OSError, subprocess.SubprocessError):
-        facts.append("kernel log: unreadable")
+    log = _kernel_log()
+    hits = [ln for ln in log[log_from:] if re.search(r"(?i:out of memory|oom-kill|killed process|segfault|"
+                                                     r"general protection|traps:)|BUG:|Call Trace", ln)]
+    facts.append("kernel log since the notebook started: "
+                 + ("\n  ".join([""] + hits[-12:]) if hits else "no OOM or crash lines" if log else "unreadable"))
     try:
         with open("/proc/meminfo") as f:
             mem = dict(ln.split(":", 1) for ln in f)
         st = os.statvfs("/tmp")
-        facts.append(f"MemAvailable {mem['MemAvailable'].strip()}, /tmp {(st.f_blocks - st.f_bfree) * st.f_frsize >> 20} MiB used")
+        used_mib = (st.f_blocks - st.f_bfree) * st.f_frsize >> 20
+        facts.append(f"MemAvailable {mem['MemAvailable'].strip()}, /tmp {used_mib} MiB used")
     except (OSError, KeyError):
         pass
     return "\n".join(facts)
@@ -108,7 +114,7 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
     rows: List[dict] = []
     t_start = time.monotonic()
     current: Dict[str, float] = {}
-    kernel: Dict[str, Any] = {}
+    kernel: Dict[str, Any] = {"log_from": len(_kernel_log())}
 
     def on_execute(cell, cell_index, **_kw):
         spent = time.monotonic() - t_start
@@ -144,7 +150,7 @@ def run_notebook(name: str, timeout: Optional[float] = None, *, total: Optional[
         where = f"while running {_label(nb.cells[i], i)}" if 0 <= i < len(nb.cells) else "before its first cell"
         raise NotebookStalled(f"{name}: the kernel died {where}, or did not start within {STARTUP_S:g} s "
                               f"(EBPF_LAB_NB_STARTUP_S): {e}; earlier cells took: {rows}\n"
-                              f"{why_dead(kernel.get('proc'))}") from None
+                              f"{why_dead(kernel.get('proc'), kernel['log_from'])}") from None
     except RuntimeError as e:
         if "Kernel didn't respond" in str(e) or "kernel" in str(e).lower() and "start" in str(e).lower():
             raise NotebookStalled(f"{name}: the kernel did not start within {STARTUP_S:g} s "
