@@ -118,6 +118,15 @@ def _junit_outcomes(path: Path) -> Dict[str, Tuple[str, str, float]]:
     return out
 
 
+def keep_compat_records(results: Path) -> None:
+    """Copy what a guest recorded for docs/compatibility.md (tests/compat.py, in the results share's
+    compat/) to artifacts/compat, where ./test makes the table from every tier's records."""
+    compat_dir = ROOT / "artifacts" / "compat"
+    for record in sorted((results / "compat").glob("*.json")) if (results / "compat").is_dir() else []:
+        compat_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy(record, compat_dir / record.name)
+
+
 def build_image(suite: str, timeout: float) -> Tuple[Path, float, str]:
     """The suite's image folder (vm/image.sh --suite), the seconds this took, and how it was had.
 
@@ -187,10 +196,7 @@ def test_guest_kernel_tier(suite, tmp_path, tier_report):
         return p.read_text(errors="replace") if p.exists() else ""
 
     guest_out, console, info = read("output.log"), read("console.log"), read("guest-info").strip()
-    compat_dir = ROOT / "artifacts" / "compat"
-    for record in sorted((results / "compat").glob("*.json")) if (results / "compat").is_dir() else []:
-        compat_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy(record, compat_dir / record.name)
+    keep_compat_records(results)
     where = f"guest output ({results}/output.log):\n{_tail(guest_out)}\n\nrun-guest.sh:\n{_tail(out, 15)}"
     assert rc != 124, f"the guest ran out of time ({guest_timeout} s)\n{where}"
     assert rc != 125, f"the guest never ran the tests (boot failure?); console:\n{_tail(console)}\n\n{where}"

@@ -20,14 +20,13 @@ import glob
 import os
 import platform
 import re
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from ebpf_lab.lessons.three_ways import build_core
-from test_guest_kernel import _run, build_image  # one runner and one image step for every guest test
+from test_guest_kernel import _run, build_image, keep_compat_records  # one runner and one image step for every guest test
 from three_ways_inside import check_foreign_core
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,9 +72,7 @@ def test_three_ways_on_the_guest_kernel(tmp_path, tier_report):
                            str(GUEST_TIMEOUT_S), "--results", str(results), "--", *guest_cmd], GUEST_TIMEOUT_S + 60)
     guest_out = (results / "output.log").read_text(errors="replace") if (results / "output.log").exists() else ""
     info = (results / "guest-info").read_text().strip() if (results / "guest-info").exists() else ""
-    for record in sorted((results / "compat").glob("*.json")) if (results / "compat").is_dir() else []:
-        (ROOT / "artifacts" / "compat").mkdir(parents=True, exist_ok=True)
-        shutil.copy(record, ROOT / "artifacts" / "compat" / record.name)
+    keep_compat_records(results)
     where = f"guest output ({results}/output.log):\n{_tail(guest_out, 60)}\n\nrun-guest.sh:\n{_tail(out, 15)}"
     assert rc not in (124, 125), f"the guest timed out or never ran the tests (status {rc})\n{where}"
     junit = results / "junit.xml"
