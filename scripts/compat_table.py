@@ -11,6 +11,7 @@ why it did not run (skip, with the reason the test gave).
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import glob
 import json
@@ -92,12 +93,14 @@ def merge(records: List[dict]) -> List[dict]:
     for rec in records:
         t = tiers.get(rec["tier"])
         if t is None:
-            tiers[rec["tier"]] = json.loads(json.dumps(rec))
+            tiers[rec["tier"]] = copy.deepcopy(rec)
             continue
         t["selection"] = " + ".join(x for x in (t.get("selection", ""), rec.get("selection", "")) if x)
         for lesson, row in rec["lessons"].items():
-            mine = t["lessons"].setdefault(lesson, {"passed": 0, "failed": 0, "skipped": 0, "skip_reasons": [],
-                                                    "hooks": [], "failures": []})
+            mine = t["lessons"].get(lesson)
+            if mine is None:  # a lesson only this part ran
+                t["lessons"][lesson] = copy.deepcopy(row)
+                continue
             for k in ("passed", "failed", "skipped"):
                 mine[k] += row[k]
             for k in ("skip_reasons", "hooks", "failures"):

@@ -75,7 +75,8 @@ def _kernel_log() -> List[str]:
 
 def why_dead(proc: Any, log_from: int = 0) -> str:
     """What is known of a dead kernel: its exit status (a signal, e.g. the OOM killer's SIGKILL), the
-    kernel log's last out-of-memory or crash lines, and the memory and /tmp left."""
+    kernel log's out-of-memory or crash lines from line ``log_from`` on (the log's length when the
+    notebook started), and the memory and /tmp left."""
     facts = []
     rc = proc.poll() if proc is not None else None
     if rc is None:
