@@ -1,7 +1,8 @@
 """Helpers shared by the tests (import as `from labtest import ...`; conftest is not importable by name)."""
 import os
 import re
-from typing import Callable, Dict, List
+from pathlib import Path
+from typing import Callable, Dict, List, Tuple
 
 
 def bpf_fds(pid: int = 0) -> Dict[str, int]:
@@ -48,3 +49,23 @@ def processes(match: Callable[[int, List[bytes]], bool]) -> List[int]:
         except OSError:
             continue
     return pids
+
+
+def read_selection(path: Path) -> Tuple[List[str], int]:
+    """(pytest arguments, budget in seconds or 0) of one selection file (tests/guest/*.txt).
+
+    One pytest argument per line; ``#`` starts a comment; ``# budget: SECONDS`` gives a guest row's
+    time; a line ``@NAME`` takes the arguments of NAME, a file beside this one (the lesson core that
+    the guest rows and the lab VM share: tests/guest/core-lessons.txt)."""
+    args: List[str] = []
+    budget = 0
+    for line in path.read_text().splitlines():
+        m = re.fullmatch(r"\s*#\s*budget:\s*(\d+)\s*", line)
+        if m:
+            budget = int(m.group(1))
+        line = line.strip()
+        if line.startswith("@"):
+            args += read_selection(path.parent / line[1:])[0]
+        elif line and not line.startswith("#"):
+            args.append(line)
+    return args, budget

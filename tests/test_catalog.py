@@ -79,9 +79,17 @@ def test_every_lesson_has_its_module_program_notebook_and_tests():
         assert (ROOT / path).exists(), path
 
 
-def test_vm_tier_runs_every_lessons_tests():
-    text = (ROOT / "tests" / "test_vm.py").read_text()
-    assert "lesson_test_files()" in text
-    for t in catalog.lesson_test_files():
-        assert t.startswith("tests/test_") and (ROOT / t).exists()
-    assert "tests/test_syscall_lessons.py" in catalog.lesson_test_files()
+def test_the_lesson_core_runs_every_lesson():
+    """The core that every emulated row and the lab VM run (tests/guest/core-lessons.txt) holds a test
+    of every discovered lesson, so a new lesson cannot go unproven on the guest kernels."""
+    from labtest import read_selection
+
+    core = read_selection(ROOT / "tests" / "guest" / "core-lessons.txt")[0]
+    assert "read_selection" in (ROOT / "tests" / "test_vm.py").read_text() and "core-lessons.txt" in (
+        ROOT / "tests" / "test_vm.py").read_text()
+    files = catalog.lesson_files()
+    for lid in catalog.LESSONS:
+        tests = set(files.loc[(files["lesson"] == lid) & (files["kind"] == "test"), "path"])
+        assert tests and any(arg.split("::")[0] in tests for arg in core), (lid, sorted(tests))
+    for arg in core:
+        assert (ROOT / arg.split("::")[0]).exists(), arg

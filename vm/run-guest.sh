@@ -56,6 +56,8 @@ results=$(cd "$results" && pwd)
 rm -f "$results"/{cmd.sh,output.log,exit_status,exit_status.tmp,guest-info,console.log}
 {
     echo "# written by vm/run-guest.sh; run by /sbin/ebpf-lab-init in the guest"
+    # the emulator's race with live-patched static keys (vm/hold-static-keys.sh)
+    echo "bash /mnt/ebpflab/vm/hold-static-keys.sh"
     printf 'exec'; printf ' %q' "$@"; echo
 } >"$results/cmd.sh"
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 import pytest
+from labtest import read_selection  # tests/ is on the path (tests/conftest.py)
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -43,19 +44,6 @@ def selection_files() -> Dict[str, Path]:
     """{suite: its selection file}, one per tests/guest/selection-<suite>.txt."""
     return {m.group(1): p for p in sorted(HERE.glob("selection-*.txt"))
             if (m := re.fullmatch(r"selection-([a-z]+)\.txt", p.name))}
-
-
-def read_selection(path: Path) -> Tuple[List[str], int]:
-    """(pytest arguments, budget in seconds or 0) of one selection file."""
-    args, budget = [], 0
-    for line in path.read_text().splitlines():
-        m = re.fullmatch(r"\s*#\s*budget:\s*(\d+)\s*", line)
-        if m:
-            budget = int(m.group(1))
-        line = line.strip()
-        if line and not line.startswith("#"):
-            args.append(line)
-    return args, budget
 
 
 ROWS = selection_files()
