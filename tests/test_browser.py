@@ -179,6 +179,12 @@ def run_all_cells_in_browser(server: LabServer, notebook: str, screenshot: Path,
                     cell.scroll_into_view_if_needed()
                     page.wait_for_timeout(300)
                     prompts.append(cell.locator(".jp-InputArea-prompt").inner_text().strip())
+                    if "widgets" in cell.locator(".jp-InputArea-editor").inner_text():
+                        # a widget's view is drawn after its cell ran, later still on a busy machine
+                        try:
+                            cell.locator(".jp-OutputArea-output .widget-slider").first.wait_for(timeout=120_000)
+                        except PlaywrightTimeout:
+                            pass
                     sliders += cell.locator(".jp-OutputArea-output .widget-slider").count()
                     images += cell.locator(".jp-OutputArea-output img").evaluate_all(
                         "els => els.filter(e => e.complete).map(e => [e.naturalWidth, e.naturalHeight])")
