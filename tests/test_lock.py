@@ -53,7 +53,7 @@ def test_the_pre_3_11_reader_reads_pyproject_as_tomllib_does():
 
 def test_setup_installs_from_the_checked_lock():
     setup = open(os.path.join(ROOT, "scripts", "setup.sh")).read()
-    assert 'scripts/lock.py" --check' in setup and 'pip install -q -r "$lock"' in setup
+    assert 'scripts/lock.py" --check' in setup and 'pip install -q "${pip_fast[@]}" -r "$lock"' in setup
     assert "[lab,test]" not in setup, "setup must not resolve versions afresh from pyproject.toml"
 
 
