@@ -266,7 +266,7 @@ def lab_vm(libvirtd, box_dir, tmp_path_factory):
         virsh("pool-start", vm.pool)
         vm.vagrant("box", "add", "--name", vm.box, str(box_dir / "ebpf-lab.box"), timeout=300)
         t0 = time.monotonic()
-        r = vm.vagrant("up", "--provider=libvirt", timeout=1800, check=False)
+        r = vm.vagrant("up", "--provider=libvirt", timeout=3000, check=False)
         vm.timings["vagrant_up_s"] = round(time.monotonic() - t0, 1)
         vm.up_output = r.output
         m = re.search(r"ebpf-lab: set-up took (\d+) s", r.output)
