@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ebpf_lab import _kernel
 from ebpf_lab.errors import AttachError, LabParameterError
 from ebpf_lab.lessons.xdp_vs_tc import HOOKS, XdpVsTcLesson, linearity, summarize
 from ebpf_lab.netlab import lab_objects
@@ -75,7 +76,7 @@ def test_every_hook_drops_the_flow_and_detaches(lab_net, no_bpf_leak):
     # Under emulation with other emulated machines beside it (CI's guest lanes, EBPF_LAB_EMULATED=1) the
     # guest's CPUs are host threads that stop and start, and the two clocks part: a bullseye guest beside
     # two others read iptables-input 1.29 s in a 0.71-s window. There the comparison is not made.
-    if os.environ.get("EBPF_LAB_EMULATED") != "1":
+    if not _kernel.EMULATED:
         tick_ns = 1e9 / os.sysconf("SC_CLK_TCK")
         ok = task.dropna().index
         ran_ns = task[ok] * df.loc[ok, "sent"]

@@ -29,8 +29,9 @@ from . import _hints, _sandbox
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 #: seconds a learner's Python function may run before the grader stops it
 PY_TIMEOUT = float(os.environ.get("EBPF_LAB_PY_TIMEOUT", "10"))
-#: seconds one whole grading run may take before it is stopped (and everything removed)
-GRADE_TIMEOUT = float(os.environ.get("EBPF_LAB_GRADE_TIMEOUT", "120"))
+#: seconds one whole grading run may take before it is stopped (and everything removed); 600 under
+#: software emulation (_kernel.EMULATED: a VM beside two guests took over 120 s for one exercise)
+GRADE_TIMEOUT = float(os.environ.get("EBPF_LAB_GRADE_TIMEOUT", "600" if _kernel.EMULATED else "120"))
 
 
 class _GradeTimeout(BaseException):

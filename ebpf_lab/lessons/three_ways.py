@@ -68,13 +68,10 @@ HOOK = "syscalls:sys_enter_kill"
 BTF_PATH = "/sys/kernel/btf/vmlinux"
 CACHE = os.environ.get("EBPF_LAB_THREE_WAYS_CACHE", "/var/cache/ebpf-lab/three-ways")
 CORE_SOURCES = ("three_ways_core.bpf.c", "three_ways_core.h", "three_ways_loader.c")
-#: a software-emulated machine (the test tiers' guests and lab VM set EBPF_LAB_EMULATED=1) runs bpftrace,
-#: clang and bpftool 10-30x slower, more beside another emulated machine: the bounds below are wider there
-_EMULATED = os.environ.get("EBPF_LAB_EMULATED") == "1"
-#: how long bpftrace or the loader may take to attach (bpftrace under emulation is slow)
-READY_TIMEOUT_S = 600.0 if _EMULATED else 180.0
+#: how long bpftrace or the loader may take to attach (bpftrace under emulation is slow: _kernel.EMULATED)
+READY_TIMEOUT_S = 600.0 if _kernel.EMULATED else 180.0
 #: how long one step of the CO-RE build (bpftool's vmlinux.h, clang, the skeleton, cc) may take
-BUILD_STEP_TIMEOUT_S = 1800 if _EMULATED else 600
+BUILD_STEP_TIMEOUT_S = 1800 if _kernel.EMULATED else 600
 #: how long to wait, after the workload ended, for every method to report its kills
 SETTLE_TIMEOUT_S = 20.0
 
