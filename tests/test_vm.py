@@ -348,7 +348,8 @@ def test_lessons_host_tests_pass_inside_the_vm(lab_vm):
     # The VM is software-emulated too: the same guard as the guests' against the emulator's race
     # with live-patched static keys (vm/hold-static-keys.sh).
     lab_vm.ssh("sudo bash /home/vagrant/ebpf-lab/vm/hold-static-keys.sh", timeout=300, check=False)
-    r = lab_vm.ssh(f"cd /home/vagrant/ebpf-lab && sudo env EBPF_LAB_TIER=vm-bookworm EBPF_LAB_EMULATED=1 ./test --host -- {VM_PYTEST_ARGS}",
+    r = lab_vm.ssh("cd /home/vagrant/ebpf-lab && sudo env EBPF_LAB_TIER=vm-bookworm EBPF_LAB_EMULATED=1 "
+                   f"./test --host -- {VM_PYTEST_ARGS}",
                    timeout=2700, check=False)
     lab_vm.timings["tests_in_vm_s"] = round(time.monotonic() - t0, 1)
     # The VM's per-lesson record (tests/compat.py) joins the host's for docs/compatibility.md.
