@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import ebpf_lab
-from ebpf_lab import errors
+from ebpf_lab import _kernel, errors
 from ebpf_lab.engine import ChunkedRecords, Param, bytes_to_category, wall_clock
 from ebpf_lab.lessons.kmalloc import KmallocLesson, tracepoint_format
 
@@ -93,7 +93,8 @@ def test_param_coercion():
 
 def test_cflags_are_the_parameters():
     lab = KmallocLesson(min_bytes=256, stream=False, only_pid=42)
-    assert lab.cflags() == ["-DMIN_BYTES=256", "-DSTREAM=0", "-DONLY_PID=42", "-DRING_PAGES=2048"]
+    cache = ["-DCOMM_CACHE"] if _kernel.tracepoint_exists("task", "task_rename") else []
+    assert lab.cflags() == ["-DMIN_BYTES=256", "-DSTREAM=0", "-DONLY_PID=42", "-DRING_PAGES=2048"] + cache
     src = lab.source()
     assert "-DMIN_BYTES=256" in src.splitlines()[1]
     assert "int on_kmalloc(struct tracepoint__kmem__kmalloc *args)" in src

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from labtest import bpf_fds
-from ebpf_lab import CompileError, LessonStateError, VerifierError
+from ebpf_lab import CompileError, LessonStateError, VerifierError, _kernel
 from ebpf_lab._workloads import binary
 from ebpf_lab.lessons.kmalloc import (KmallocLesson, kmalloc_node_separate, list_tracepoints, log2_histogram,
                                       log2l_bounds, tracepoint_format)
@@ -22,7 +22,9 @@ pytestmark = [pytest.mark.root, pytest.mark.tracepoints]
 
 ITER = 3000
 # Kernels before 6.1 report node-specific allocations through kmem:kmalloc_node, which the lesson traces too.
-HOOKS = ["tracepoint:kmem:kmalloc"] + (["tracepoint:kmem:kmalloc_node"] if kmalloc_node_separate() else [])
+# Where the kernel has task:task_rename, the lesson attaches it too: it keeps the program's name cache right.
+RENAME = ["tracepoint:task:task_rename"] if _kernel.tracepoint_exists("task", "task_rename") else []
+HOOKS = ["tracepoint:kmem:kmalloc"] + (["tracepoint:kmem:kmalloc_node"] if kmalloc_node_separate() else []) + RENAME
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +46,41 @@ def test_workload_allocations_present(df):
     mine = mine[mine.comm == "ebl-kmalloc"]
     assert len(mine) >= ITER
     assert (mine.call_site_sym.astype(str) != "").all()
+
+
+def test_names_follow_exec_and_prctl_in_order():
+    """The program copies a task's name once and reuses it (current_comm in kmalloc.bpf.c): a rename must show at once.
+
+    A process allocates under its first name, execs kmalloc_storm (the kernel renames it "kmalloc_storm")
+    and that renames itself "ebl-kmalloc" (prctl): in time order, no row may carry a name after a later one.
+    """
+    import sys
+    import time
+
+    from ebpf_lab.engine import Workload
+
+    storm = binary("kmalloc_storm")
+    code = ("import os, sys\nsys.stdin.read(1)\n"
+            "for _ in range(300):\n    open('/proc/self/stat').read()\n"
+            f"os.execv({storm!r}, [{storm!r}, '2000'])\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                             preexec_fn=lambda: os.sched_setaffinity(0, {0}))
+    try:
+        first = open(f"/proc/{child.pid}/comm").read().strip()
+        lab = KmallocLesson(min_bytes=0, only_pid=child.pid)
+        lab.compile(), lab.load(), lab.attach()
+        lab.workload = Workload("exec then prctl", child, time.monotonic())
+        child.stdin.write(b"g")
+        child.stdin.close()
+        df = lab.collect(seconds=None, quiet=True)
+    finally:
+        child.kill()
+        child.wait()
+    names = df.sort_values("ts_ns", kind="stable").comm.astype(str).tolist()
+    runs = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]]
+    assert runs in ([first, "kmalloc_storm", "ebl-kmalloc"], [first, "ebl-kmalloc"]), runs[:10]
+    assert names.count(first) >= 300 and names.count("ebl-kmalloc") >= 2000
+    assert lab.counts()["seen"] == len(df)
 
 
 def test_each_row_names_the_tracepoint_that_saw_it(df):
@@ -74,7 +111,8 @@ def test_attrs_name_the_hook_and_losses(df):
 def test_step_by_step_and_histogram(no_bpf_leak):
     lab = KmallocLesson(min_bytes=1024, iterations=ITER)
     funcs = lab.compile()
-    assert list(funcs.function) == ["on_kmalloc"] + (["on_kmalloc_node"] if kmalloc_node_separate() else [])
+    assert list(funcs.function) == (["on_kmalloc"] + (["on_kmalloc_node"] if kmalloc_node_separate() else [])
+                                    + (["on_task_rename"] if RENAME else []))
     loaded = lab.load()
     assert loaded.loc[0, "verifier"] == "accepted" and loaded.loc[0, "xlated_insns"] > 0
     hooks = lab.attach()
@@ -155,7 +193,7 @@ def test_in_kernel_aggregation_streams_nothing(no_bpf_leak):
 
 def test_page_alloc_variant():
     df = KmallocLesson(event="mm_page_alloc", min_bytes=0).run(seconds=1.0)
-    assert df.attrs["hooks"] == ["tracepoint:kmem:mm_page_alloc"]
+    assert df.attrs["hooks"] == ["tracepoint:kmem:mm_page_alloc"] + RENAME
     assert len(df) > 0 and set(df.event.astype(str)) == {"mm_page_alloc"}
     assert (df.bytes_alloc % 4096 == 0).all()
 

@@ -90,7 +90,7 @@ def traced_events_sentence(hooks: List[str]) -> str:
     if "tracepoint:kmem:kmalloc" in hooks:
         return ("traced kmem:kmalloc only: this kernel has no kmem:kmalloc_node tracepoint (6.1 merged it into "
                 "kmem:kmalloc, which carries a node field), so kmem:kmalloc sees every kmalloc")
-    return f"traced {', '.join(hooks)}"
+    return f"traced {', '.join(h for h in hooks if h != 'tracepoint:task:task_rename')}"
 
 
 class KmallocLesson(Lesson):
@@ -142,12 +142,22 @@ class KmallocLesson(Lesson):
         hooks = [Hook("tracepoint", f"kmem:{ev}", fn)]
         if ev == "kmalloc" and kmalloc_node_separate():
             hooks.append(Hook("tracepoint", "kmem:kmalloc_node", "on_kmalloc_node"))
+        if self._comm_cache():
+            hooks.append(Hook("tracepoint", "task:task_rename", "on_task_rename",
+                              note="no events: tells the program's name cache (current_comm in "
+                                   "kmalloc.bpf.c) that a task was renamed"))
         return hooks
+
+    def _comm_cache(self) -> bool:
+        """Compile with -DCOMM_CACHE: the program's own text (or a learner's that has on_task_rename), and a kernel
+        with task:task_rename to keep the cache right. Elsewhere every event copies the name (bpf_get_current_comm)."""
+        mine = self.program_text is None or "on_task_rename" in self.program_text
+        return mine and _kernel.tracepoint_exists("task", "task_rename")
 
     def extra_cflags(self) -> List[str]:
         # on_kmalloc_node exists only where its tracepoint does (bcc needs its format file)
         node = self.values["event"] == "kmalloc" and kmalloc_node_separate()
-        return ["-DHOOK_KMALLOC_NODE"] if node else []
+        return (["-DHOOK_KMALLOC_NODE"] if node else []) + (["-DCOMM_CACHE"] if self._comm_cache() else [])
 
     def start_workload(self, iterations: Optional[int] = None, cpu: Optional[int] = None) -> Workload:
         n = int(iterations or self.values["iterations"])
