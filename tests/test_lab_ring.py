@@ -1,7 +1,7 @@
 """The lesson programs' shared pieces: lab_ring.h (when to wake the collector) and their license comments.
 
 - every lesson program that submits to a ring buffer decides its wake-ups with lab_ring.h's
-  wake_flags(), names ``events`` by its true position (the verifier refuses any other map), and
+  wake_flags() (or wake_flags_every(), which asks the ring less often), names ``events`` by its true position (the verifier refuses any other map), and
   its source() shows the header after it, so that the printout is all the C that is compiled
   and compiles again as a learner's ``program_text=``;
 - each program's license comment says truly whether it needs GPL: loaded under a non-GPL
@@ -28,7 +28,8 @@ def test_every_ring_submitter_wakes_through_lab_ring():
         text = open(path).read()
         assert '#include "lab_ring.h"' in text, path
         submits = re.findall(r"\.ringbuf_submit\(\w+, ([^;]*)\);", text)
-        assert submits and all(s == "wake_flags(sizeof(*e))" for s in submits), (path, submits)
+        assert submits and all(s == "wake_flags(sizeof(*e))" or re.fullmatch(r"wake_flags_every\(sizeof\(\*e\), [\w>-]+\)", s)
+                               for s in submits), (path, submits)
         assert "bpf_ringbuf_query" not in text, f"{path}: the wake-up block lives in lab_ring.h only"
 
 
@@ -92,6 +93,8 @@ LICENSES = [
     ("kmalloc_maps.bpf.c", [], "tracepoint__kmem__kmalloc", True),  # bpf_get_stackid
     ("kmalloc_channels.bpf.c", ["-DCHANNEL_RINGBUF"], "tracepoint__kmem__kmalloc", False),
     ("kmalloc_channels.bpf.c", ["-DCHANNEL_PRINTK"], "tracepoint__kmem__kmalloc", True),
+    ("bench_helpers.bpf.c", ["-DPIECE=6"], "on_kmalloc", False),
+    ("bench_helpers.bpf.c", ["-DPIECE=5"], "on_kmalloc", True),   # bpf_get_current_task
 ]
 
 

@@ -52,8 +52,9 @@ struct alloc_event {
 };
 
 /* Events travel through a ring buffer, submitted without waking the
- * collector except when a lot waits (wake_flags(), in lab_ring.h). Keep
- * `events` the first map in this file: wake_flags names it by its position. */
+ * collector except when a lot waits (wake_flags_every(), in lab_ring.h: it
+ * asks the ring at one event in 16 of each CPU's). Keep `events` the first
+ * map in this file: wake_flags names it by its position. */
 BPF_RINGBUF_OUTPUT(events, RING_PAGES);
 /* The lesson's counters, one value per CPU: one map lookup per event, and
  * plain increments (no other CPU writes this CPU's copy). */
@@ -162,7 +163,7 @@ static __always_inline int report(u64 call_site, u32 req, u32 alloc, u32 gfp, u8
 	e->kind = kind;
 	e->_pad = 0;
 	current_comm(e->comm, (u32)id, e->ts_ns);
-	events.ringbuf_submit(e, wake_flags(sizeof(*e)));
+	events.ringbuf_submit(e, wake_flags_every(sizeof(*e), st->reported));
 	return 0;
 }
 
