@@ -29,6 +29,12 @@ process to the first event it wrote.
 Then a 1M-row lesson DataFrame: its memory and its write times to CSV and
 Parquet. ``--load`` runs everything with a CPU hog pinned to the collector's
 CPU. Figures are printed, not asserted: a noisy machine moves them.
+
+``ebpf-lab bench helpers`` takes lesson 02's program apart: the kernel's own
+time per run (BPF_ENABLE_STATS) of "count" (the pid test and a counter) plus
+one piece at a time (``programs/bench_helpers.bpf.c``): the timestamp, the
+name copy, the name cache's key, the wake-up test. Their sum against the
+lesson program's whole time says what one traced event must cost at least.
 """
 from __future__ import annotations
 
@@ -396,6 +402,80 @@ def frame_and_write(rows: int) -> Dict[str, Any]:
     return res
 
 
+# ------------------------------------------------------------ helpers
+# `ebpf-lab bench helpers`: programs/bench_helpers.bpf.c's PIECE values, in order
+PIECES = ["empty", "count (pid test + counter)", "+ bpf_ktime_get_ns()", "+ bpf_ktime_get_ns() x2",
+          "+ bpf_get_current_comm()", "+ bpf_get_current_task()", "+ bpf_ringbuf_query()",
+          "+ bpf_get_smp_processor_id()"]
+
+
+def piece_child(piece: int, iterations: int) -> Dict[str, Any]:
+    """One piece of a per-event program, timed by the kernel under a storm, in this (fresh) process."""
+    from ._bcc import import_bcc
+    from .bpf import lab_bpf_class, program_path
+    from .kernel_headers import prepare
+
+    _pin(COLLECTOR_CPU)
+    prepare()
+    bcc = import_bcc()
+    stats_fd = _enable_run_time_stats()
+    if stats_fd is None:
+        raise SystemExit("bench helpers: this kernel cannot time BPF programs (BPF_ENABLE_STATS, Linux 5.8+)")
+    storm = _start_storm(iterations)
+    b = None
+    try:
+        b = lab_bpf_class(bcc)(src_file=program_path("bench_helpers.bpf.c"),
+                               cflags=[f"-DPIECE={piece}", f"-DONLY_PID={storm.pid}"])
+        b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")
+        _go(storm)
+        storm.wait()
+        ns = _prog_ns_per_run(b.funcs[b"on_kmalloc"].fd)
+        n, secs = _storm_result(storm)
+    finally:
+        if storm.poll() is None:
+            storm.kill()
+        if b is not None:
+            b.cleanup()
+        os.close(stats_fd)
+    return {"piece": piece, "ns_per_run": ns, "iterations": n, "storm_s": secs}
+
+
+def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
+    """Every piece, ``rounds`` times, interleaved (the order rotates each round); medians and spreads."""
+    runs: Dict[int, List[float]] = {i: [] for i in range(len(PIECES))}
+    for rnd in range(rounds):
+        order = list(range(len(PIECES)))
+        order = order[rnd % len(order):] + order[:rnd % len(order)]
+        for i in order:
+            res = _spawn(["--piece", str(i), "--iterations", str(iterations)])
+            if res["ns_per_run"] is not None:
+                runs[i].append(res["ns_per_run"])
+        print(f"  round {rnd + 1}/{rounds} done", flush=True)
+    out = []
+    for i, name in enumerate(PIECES):
+        xs = sorted(runs[i])
+        out.append({"piece": name, "ns": round(_median(xs), 1) if xs else None,
+                    "spread": f"{xs[0]:.0f}-{xs[-1]:.0f}" if xs else "-"})
+    return out
+
+
+def helpers_main(rounds: int, iterations: int, load: bool) -> int:
+    print(f"helpers: each piece of a per-event program (programs/bench_helpers.bpf.c) on kmem:kmalloc, timed by the "
+          f"kernel (BPF_ENABLE_STATS, which adds two clock reads to every run, to every row alike) under a storm of "
+          f"{iterations:,} iterations on CPU {STORM_CPU}; {rounds} interleaved round(s)"
+          + ("; a CPU hog runs on CPU %d" % COLLECTOR_CPU if load else ""), flush=True)
+    rows = helpers(rounds, iterations)
+    count = rows[1]["ns"]
+    print(f"\n{'piece':<32} {'ns/run (spread)':>18} {'over count':>11}")
+    for r in rows:
+        over = "-" if r["ns"] is None or count is None or r is rows[0] else f"{r['ns'] - count:+.0f}"
+        print(f"{r['piece']:<32} {_fmt(r['ns'], '.0f'):>7} ({r['spread']:>8}) {over:>11}")
+    print("lesson 02's program per event = count + bpf_ktime_get_ns() + reserving, writing and submitting a 56-byte "
+          "record + its name (the cache: bpf_get_current_task() and a lookup; a copy when the task changed) + the "
+          "wake-up test (one event in 16); `bench ingest` shows its whole time (BPF ns/run)")
+    return 0
+
+
 # ------------------------------------------------------------------ driver
 def _spawn(args: List[str]) -> Dict[str, Any]:
     r = subprocess.run([sys.executable, "-m", "ebpf_lab.bench", *args], capture_output=True, text=True, timeout=900)
@@ -416,13 +496,16 @@ def _fmt(x: Any, spec: str = "", unit: str = "") -> str:
 def main(args: argparse.Namespace) -> int:
     from . import _kernel
 
-    _kernel.require_root("benchmarking ingest")
+    what = getattr(args, "what", "ingest")
+    _kernel.require_root(f"benchmarking {what}")
     _kernel.ensure_kernel_fs()
     events = int(args.events)
     rounds = max(1, int(getattr(args, "rounds", 3)))
     load = bool(getattr(args, "load", False))
     hog = _hog() if load else None
     try:
+        if what == "helpers":
+            return helpers_main(rounds, max(1000, events // 5), load)  # ~3 events per iteration: 60 % of --events
         return _run(args, events, rounds, load)
     finally:
         if hog is not None:
@@ -541,8 +624,11 @@ if __name__ == "__main__":
     p.add_argument("--script", type=int, help="run the plain bcc script against this pid")
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--out")
+    p.add_argument("--piece", type=int)
     a = p.parse_args()
-    if a.script:
+    if a.piece is not None:
+        print(json.dumps(piece_child(a.piece, a.iterations)))
+    elif a.script:
         _pin(COLLECTOR_CPU)
         bcc_script(a.script, a.seconds, a.out)
     elif a.frame:

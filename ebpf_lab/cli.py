@@ -5,6 +5,7 @@
     ebpf-lab run LESSON [--seconds S] [--set NAME=VALUE]... [--no-workload] [--out FILE.csv|FILE.parquet]
     ebpf-lab cleanup
     ebpf-lab bench ingest [--events N] [--rounds N] [--load]
+    ebpf-lab bench helpers [--events N] [--rounds N] [--load]
 """
 from __future__ import annotations
 
@@ -154,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--all", action="store_true", help="also what running lab processes own")
     c.set_defaults(fn=cmd_cleanup)
     b = sub.add_parser("bench", help="benchmarks that print figures")
-    b.add_argument("what", choices=["ingest"], help="ingest: tracing a kmalloc storm, ebpf-lab vs plain bcc")
+    b.add_argument("what", choices=["ingest", "helpers"],
+                   help="ingest: tracing a kmalloc storm, ebpf-lab vs plain bcc; "
+                        "helpers: what each piece of a per-event program costs the kernel")
     b.add_argument("--events", type=int, default=500_000, help="storm size in events (default 500000)")
     b.add_argument("--rows", type=int, default=1_000_000, help="rows for the DataFrame memory figure")
     b.add_argument("--rounds", type=int, default=3, help="repeat every method this many times, interleaved (default 3)")

@@ -257,3 +257,23 @@ def test_records_that_wrap_around_the_ring_arrive_whole(no_bpf_leak):
     assert (np.diff(seq.astype(np.int64)) > 0).all()
     assert (recs["triple"] == seq * np.uint64(3)).all() and (recs["inverse"] == ~seq).all()
     assert (recs["pid"] == storm.pid).all() and (recs["tail"] == np.uint64(0x5A5A5A5A5A5A5A5A)).all()
+
+
+@pytest.mark.root
+@pytest.mark.tracepoints
+@pytest.mark.ringbuf
+def test_bench_helpers_times_every_piece(no_bpf_leak):
+    """`ebpf-lab bench helpers` loads every piece of programs/bench_helpers.bpf.c and prints the kernel's time for each.
+
+    Only that each piece loaded, ran under the storm and was timed is asserted, never a figure."""
+    from ebpf_lab.bench import PIECES
+
+    r = subprocess.run(CLI + ["bench", "helpers", "--rounds", "1", "--events", "15000"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = r.stdout.split("over count\n", 1)[1]
+    for name in PIECES:
+        line = next((ln for ln in table.splitlines() if ln.startswith(name + " ")), None)
+        assert line is not None, (name, r.stdout)
+        ns = line[len(name):].split()[0]
+        assert ns.isdigit() and int(ns) > 0, line
