@@ -211,14 +211,19 @@ def _digit_field(a: np.ndarray, width: int, zeros: bool = False) -> np.ndarray:
         if j >= 0 and not zeros and not rest.any():
             field[:, :4 * (j + 1)] = 0
             break
-    if not zeros:  # leading '0's -> NUL: multiply by (position >= first digit's), no masked store
+    if not zeros and n and a.min() < _POW10[width - 1]:
+        # leading '0's -> NUL: multiply by (position >= first digit's), no masked store (skipped when every
+        # value has all `width` digits, as timestamps and kernel addresses do)
         nd = _ndigits_of(a, width)
         field *= np.arange(w4, dtype=np.uint8)[None, :] >= (w4 - nd)[:, None]
     return field[:, w4 - width:]
 
 
 def _ndigits_of(a: np.ndarray, width: int) -> np.ndarray:
-    """Decimal digits of each uint64 (0 has one), by comparisons with powers of ten (cheaper than a search)."""
+    """Decimal digits of each uint64 (0 has one): comparisons with powers of ten for narrow fields,
+    a binary search in them (one numpy call) for wide ones."""
+    if width > 6:
+        return np.maximum(np.searchsorted(_POW10, a, side="right"), 1)
     nd = np.ones(len(a), np.uint8)
     for k in range(1, min(width, 20)):
         nd += a >= _POW10[k]
@@ -291,7 +296,11 @@ class _Col:
             ns = v.view(np.int64)
             sec = np.floor_divide(ns, 1_000_000_000)
             frac = (ns - sec * 1_000_000_000).astype(np.uint64)
-            uniq, inv = np.unique(sec, return_inverse=True)
+            first = int(sec.min()) if len(sec) else 0
+            if len(sec) and int(sec.max()) - first < len(sec):  # a chunk spans a few seconds: index, no sort
+                uniq, inv = np.arange(first, int(sec.max()) + 1), sec - first
+            else:
+                uniq, inv = np.unique(sec, return_inverse=True)
             heads = _table([str(np.datetime64(int(s), "s")) + "." for s in uniq.tolist()])  # 20 chars
             mat[:, off:off + heads.shape[1]] = heads[inv.reshape(-1)]
             mat[:, off + 20:off + 29] = _digit_field(frac, 9, zeros=True)
@@ -318,15 +327,19 @@ def write_csv(df: Any, f: Any, chunk: int = CHUNK) -> None:
         hi = min(n, lo + chunk)
         widths = [c.width(lo, hi) for c in cols]
         total = sum(widths) + len(cols)  # a separator after each field
-        mat = np.zeros((hi - lo, total), np.uint8)
+        # every field's bytes are written by its column (NUL padding included), so the matrix starts as
+        # one row of separators, broadcast: a contiguous pass instead of a strided store per separator
+        row = np.zeros(total, np.uint8)
+        row[np.cumsum(np.array(widths) + 1) - 1] = ord(",")
+        row[total - 1] = ord("\n")
+        mat = np.empty((hi - lo, total), np.uint8)
+        mat[:] = row
         off = 0
         for c, w in zip(cols, widths):
             c.fill(mat, off, w, lo, hi)
-            off += w
-            mat[:, off] = ord(",")
-            off += 1
-        mat[:, total - 1] = ord("\n")
-        f.write(mat[mat != 0].tobytes())
+            off += w + 1
+        flat = mat.reshape(-1)
+        f.write(flat[flat.astype(bool)])  # the padding squeezed out (a cast to bool beats `!= 0` here)
     if hasattr(f, "flush"):
         f.flush()
 

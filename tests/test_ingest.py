@@ -157,6 +157,24 @@ def test_csv_writer_reads_back_as_the_frame():
     assert (back.ok.to_numpy() == df.ok.to_numpy()).all()
 
 
+def test_csv_writer_times_far_apart_missing_and_full_width_numbers():
+    """Chunks whose times span years or hold NaT (no per-second index: the sorted fallback), and integer
+    columns whose every value has all its digits (no leading-zero pass), read back exactly."""
+    rng = np.random.default_rng(11)
+    n = 5_000
+    t = pd.Series(pd.to_datetime(rng.integers(0, 2**62, n)))
+    t.iloc[[0, 17, n - 1]] = pd.NaT
+    df = pd.DataFrame({"t": t, "full": rng.integers(10**15, 10**16, n),
+                       "mixed": np.where(rng.random(n) < 0.5, 7, 10**17)})
+    buf = io.BytesIO()
+    write_csv(df, buf, chunk=999)
+    back = pd.read_csv(io.BytesIO(buf.getvalue()))
+    assert (pd.to_datetime(back.t).isna() == df.t.isna()).all()
+    assert (pd.to_datetime(back.t).dropna().to_numpy() == df.t.dropna().to_numpy()).all()
+    for c in ("full", "mixed"):
+        assert (back[c].to_numpy() == df[c].to_numpy()).all(), c
+
+
 def test_out_path_is_refused_before_any_work(tmp_path):
     with pytest.raises(LabParameterError, match="does not exist"):
         check_out_path(str(tmp_path / "no" / "x.csv"))
