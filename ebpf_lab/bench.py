@@ -21,10 +21,12 @@ End to end (whole processes, as a user runs them): a plain bcc script
 (per-event callback, csv module) and ``ebpf-lab run kmalloc --no-workload
 --out x.csv`` / ``x.parquet``, each attached before a storm of known size
 starts (the bench waits until the process has mapped its ring or perf
-buffer), for two storm sizes and the same collection time; CPU per event is
-the marginal cost between the two (so imports and compile are separate:
-"start-up"), and start-up to first event is the time from launching the
-process to the first event it wrote.
+buffer), for two storm sizes and the same collection time. "Start-up" is the
+process's CPU at that moment (imports, compile, attach; read from /proc);
+CPU per event is the marginal cost of what follows (collecting, the
+DataFrame, the write) between the two sizes, so start-up, which varies from
+run to run, stays out of it; start-up to first event is the time from
+launching the process to the first event it wrote.
 
 Then a 1M-row lesson DataFrame: its memory and its write times to CSV and
 Parquet. ``--load`` runs everything with a CPU hog pinned to the collector's
@@ -301,10 +303,21 @@ def _ready(pid: int) -> bool:
     return "bpf-map" in text or "bpf-ringbuf" in text
 
 
+def _proc_cpu_s(pid: int) -> Optional[float]:
+    """A process's user+system CPU so far (/proc/PID/stat, in clock ticks); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def e2e_once(method: str, iterations: int, seconds: float, folder: str, per_iter: float = 3.0) -> Dict[str, Any]:
     """One whole process, as a user runs it, against a storm of known size that starts once it is attached.
 
-    Its CPU comes from wait4 (the process alone: the storm is the bench's child, not its).
+    Its CPU comes from wait4 (the process alone: the storm is the bench's child, not its); its CPU at the
+    moment it had mapped its ring (imports, compile, attach: its start-up) from /proc, before the storm starts.
     """
     ext = ".parquet" if method == "lab-parquet" else ".csv"
     out = os.path.join(folder, f"{method}-{iterations}{ext}")
@@ -320,6 +333,7 @@ def e2e_once(method: str, iterations: int, seconds: float, folder: str, per_iter
                              preexec_fn=lambda: _pin(COLLECTOR_CPU))
         while not _ready(p.pid) and p.poll() is None:
             time.sleep(0.005)
+        startup = _proc_cpu_s(p.pid)
         _go(storm)
         _, status, ru = os.wait4(p.pid, 0)
         err = p.stderr.read() if p.stderr else ""
@@ -337,7 +351,7 @@ def e2e_once(method: str, iterations: int, seconds: float, folder: str, per_iter
     first = int(ts.min()) if rows else None
     os.unlink(out)
     return {"method": method, "iterations": iterations, "events": int(round(iterations * per_iter)), "rows": rows,
-            "cpu_s": ru.ru_utime + ru.ru_stime,
+            "cpu_s": ru.ru_utime + ru.ru_stime, "startup_cpu_s": startup,
             "rss_mb": ru.ru_maxrss / 1024, "storm_done": storm_done,
             "first_event_s": (first - t0_ns) / 1e9 if first else None}
 
@@ -350,9 +364,14 @@ def end_to_end(rounds: int, small: int, big: int, seconds: Dict[str, float], per
             for m in order:
                 a = e2e_once(m, small, seconds[m], folder, per_iter)
                 b = e2e_once(m, big, seconds[m], folder, per_iter)
-                per = (b["cpu_s"] - a["cpu_s"]) / max(1, b["rows"] - a["rows"])
+                # the CPU after start-up (collecting, the frame, the write), big storm minus small: start-up, which
+                # varies from run to run by more than the difference on a busy CPU, stays out of it
+                known = a["startup_cpu_s"] is not None and b["startup_cpu_s"] is not None
+                after = [r["cpu_s"] - (r["startup_cpu_s"] if known else 0.0) for r in (a, b)]
+                per = (after[1] - after[0]) / max(1, b["rows"] - a["rows"])
                 complete = a["rows"] >= a["events"] and b["rows"] >= b["events"]
-                res[m].append({"per_event_us": 1e6 * per, "startup_s": a["cpu_s"] - per * a["rows"],
+                startups = [r["startup_cpu_s"] for r in (a, b) if r["startup_cpu_s"] is not None]
+                res[m].append({"per_event_us": 1e6 * per, "startup_s": _median(startups) if startups else float("nan"),
                                "first_event_s": a["first_event_s"], "rss_mb": max(a["rss_mb"], b["rss_mb"]),
                                "rows": (a["rows"], b["rows"]), "complete": complete})
                 print(f"  end-to-end round {rnd + 1}/{rounds} {m:<11} {a['rows']:,} / {b['rows']:,} rows, "
@@ -572,7 +591,7 @@ def _run(args: argparse.Namespace, events: int, rounds: int, load: bool) -> int:
               f"spends {untraced_ns:,.0f} ns of kernel+user time per event; from the program times, the lesson program "
               f"alone should keep the storm at ~{est:.0f}% of the empty program's speed")
 
-    e2e_rounds = max(1, min(rounds, int(getattr(args, "e2e_rounds", 2))))
+    e2e_rounds = max(1, min(rounds, int(getattr(args, "e2e_rounds", 3))))
     big = iterations
     small = max(1000, iterations // 5)
     rate = {r["method"]: _median([x["storm_rate"] for x in runs[r["method"]]]) for r in results}

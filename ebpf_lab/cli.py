@@ -162,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--rows", type=int, default=1_000_000, help="rows for the DataFrame memory figure")
     b.add_argument("--rounds", type=int, default=3, help="repeat every method this many times, interleaved (default 3)")
     b.add_argument("--load", action="store_true", help="run everything with a CPU hog pinned to the collector's CPU")
-    b.add_argument("--e2e-rounds", type=int, default=2, help="end-to-end rounds (at most --rounds; default 2)")
+    b.add_argument("--e2e-rounds", type=int, default=3, help="end-to-end rounds (at most --rounds; default 3)")
     b.set_defaults(fn=cmd_bench)
     for name, (configure, handler) in EXTRA_COMMANDS.items():
         sp = sub.add_parser(name)
