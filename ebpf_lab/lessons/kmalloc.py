@@ -82,6 +82,10 @@ def kmalloc_node_separate() -> bool:
     return _kernel.tracepoint_exists("kmem", "kmalloc_node")
 
 
+# the name cache's hook (no events: see current_comm in kmalloc.bpf.c), as (category:event) and as df.attrs names it
+RENAME_TRACEPOINT = "task:task_rename"
+
+
 def traced_events_sentence(hooks: List[str]) -> str:
     """Which kmalloc tracepoints a run used, and why, for a notebook: computed from ``df.attrs['hooks']``."""
     if "tracepoint:kmem:kmalloc_node" in hooks:
@@ -90,7 +94,7 @@ def traced_events_sentence(hooks: List[str]) -> str:
     if "tracepoint:kmem:kmalloc" in hooks:
         return ("traced kmem:kmalloc only: this kernel has no kmem:kmalloc_node tracepoint (6.1 merged it into "
                 "kmem:kmalloc, which carries a node field), so kmem:kmalloc sees every kmalloc")
-    return f"traced {', '.join(h for h in hooks if h != 'tracepoint:task:task_rename')}"
+    return f"traced {', '.join(h for h in hooks if h != 'tracepoint:' + RENAME_TRACEPOINT)}"
 
 
 class KmallocLesson(Lesson):
@@ -143,7 +147,7 @@ class KmallocLesson(Lesson):
         if ev == "kmalloc" and kmalloc_node_separate():
             hooks.append(Hook("tracepoint", "kmem:kmalloc_node", "on_kmalloc_node"))
         if self._comm_cache():
-            hooks.append(Hook("tracepoint", "task:task_rename", "on_task_rename",
+            hooks.append(Hook("tracepoint", RENAME_TRACEPOINT, "on_task_rename",
                               note="no events: tells the program's name cache (current_comm in "
                                    "kmalloc.bpf.c) that a task was renamed"))
         return hooks
@@ -152,7 +156,7 @@ class KmallocLesson(Lesson):
         """Compile with -DCOMM_CACHE: the program's own text (or a learner's that has on_task_rename), and a kernel
         with task:task_rename to keep the cache right. Elsewhere every event copies the name (bpf_get_current_comm)."""
         mine = self.program_text is None or "on_task_rename" in self.program_text
-        return mine and _kernel.tracepoint_exists("task", "task_rename")
+        return mine and _kernel.tracepoint_exists(*RENAME_TRACEPOINT.split(":"))
 
     def extra_cflags(self) -> List[str]:
         # on_kmalloc_node exists only where its tracepoint does (bcc needs its format file)
