@@ -99,14 +99,17 @@ def _storm_result(storm: subprocess.Popen) -> Tuple[int, float]:
     return int(n), float(secs)
 
 
-def _plain_bpf(output: int, pid: int) -> Any:
+def _plain_bpf(pid: int, program: str = "bench_ingest.bpf.c", **defines: int) -> Any:
+    """A bench program (``OUTPUT=`` of bench_ingest.bpf.c, ``PIECE=`` of bench_helpers.bpf.c), attached to
+    kmem:kmalloc for the storm ``pid``."""
     from ._bcc import import_bcc
     from .bpf import lab_bpf_class, program_path
     from .kernel_headers import prepare
 
     prepare()
     bcc = import_bcc()
-    b = lab_bpf_class(bcc)(src_file=program_path("bench_ingest.bpf.c"), cflags=[f"-DOUTPUT={output}", f"-DONLY_PID={pid}"])
+    cflags = [f"-D{k}={v}" for k, v in defines.items()] + [f"-DONLY_PID={pid}"]
+    b = lab_bpf_class(bcc)(src_file=program_path(program), cflags=cflags)
     b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")
     return b
 
@@ -153,8 +156,9 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
             _go(storm)
             storm.wait()
             received = None
-        elif method in ("empty", "count"):
-            b = _plain_bpf(OUTPUT_MODE[method], storm.pid)
+        elif method in ("empty", "count") or method.startswith("piece-"):  # piece-N: `bench helpers`
+            b = (_plain_bpf(storm.pid, "bench_helpers.bpf.c", PIECE=int(method[len("piece-"):]))
+                 if method.startswith("piece-") else _plain_bpf(storm.pid, OUTPUT=OUTPUT_MODE[method]))
             cpu0 = _cpu_s()
             _go(storm)
             storm.wait()
@@ -162,7 +166,7 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
         elif method == "tutorial":
             from .tutorial import drain_trace_pipe
 
-            b = _plain_bpf(0, storm.pid)
+            b = _plain_bpf(storm.pid, OUTPUT=0)
             drain_trace_pipe()
             b.trace_open(nonblocking=True)
             cpu0 = _cpu_s()
@@ -181,7 +185,7 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
                 if task.startswith(b"ebl-kmalloc"):
                     received += 1  # type: ignore[operator]
         elif method in ("bcc-perf", "bcc-ring"):
-            b = _plain_bpf(OUTPUT_MODE[method], storm.pid)
+            b = _plain_bpf(storm.pid, OUTPUT=OUTPUT_MODE[method])
             rows: List[tuple] = []
             tab = b["events"]
 
@@ -220,7 +224,7 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
         else:
             raise SystemExit(f"unknown method {method}")
         cpu = _cpu_s() - cpu0
-        if b is not None and method != "empty":
+        if b is not None and method in OUTPUT_MODE and method != "empty":  # a piece's `count` sums, not counts
             known = int(b["count"][0].value)
         if stats_fd is not None:
             bpf = b if b is not None else (lesson.bpf if lesson is not None else None)
@@ -259,7 +263,7 @@ def bcc_script(pid: int, seconds: float, out: str) -> None:
     fairly: symbols and time texts cached); it stops when the traced process has exited (or after ``seconds``)."""
     import csv
 
-    b = _plain_bpf(OUTPUT_MODE["bcc-ring"], pid)
+    b = _plain_bpf(pid, OUTPUT=OUTPUT_MODE["bcc-ring"])
     tab = b["events"]
     f = open(out, "w", newline="")
     w = csv.writer(f)
@@ -422,41 +426,10 @@ def frame_and_write(rows: int) -> Dict[str, Any]:
 
 
 # ------------------------------------------------------------ helpers
-# `ebpf-lab bench helpers`: programs/bench_helpers.bpf.c's PIECE values, in order
+# `ebpf-lab bench helpers`: programs/bench_helpers.bpf.c's PIECE values, in order (run as child("piece-N"))
 PIECES = ["empty", "count (pid test + counter)", "+ bpf_ktime_get_ns()", "+ bpf_ktime_get_ns() x2",
           "+ bpf_get_current_comm()", "+ bpf_get_current_task()", "+ bpf_ringbuf_query()",
           "+ bpf_get_smp_processor_id()"]
-
-
-def piece_child(piece: int, iterations: int) -> Dict[str, Any]:
-    """One piece of a per-event program, timed by the kernel under a storm, in this (fresh) process."""
-    from ._bcc import import_bcc
-    from .bpf import lab_bpf_class, program_path
-    from .kernel_headers import prepare
-
-    _pin(COLLECTOR_CPU)
-    prepare()
-    bcc = import_bcc()
-    stats_fd = _enable_run_time_stats()
-    if stats_fd is None:
-        raise SystemExit("bench helpers: this kernel cannot time BPF programs (BPF_ENABLE_STATS, Linux 5.8+)")
-    storm = _start_storm(iterations)
-    b = None
-    try:
-        b = lab_bpf_class(bcc)(src_file=program_path("bench_helpers.bpf.c"),
-                               cflags=[f"-DPIECE={piece}", f"-DONLY_PID={storm.pid}"])
-        b.attach_tracepoint(tp="kmem:kmalloc", fn_name="on_kmalloc")
-        _go(storm)
-        storm.wait()
-        ns = _prog_ns_per_run(b.funcs[b"on_kmalloc"].fd)
-        n, secs = _storm_result(storm)
-    finally:
-        if storm.poll() is None:
-            storm.kill()
-        if b is not None:
-            b.cleanup()
-        os.close(stats_fd)
-    return {"piece": piece, "ns_per_run": ns, "iterations": n, "storm_s": secs}
 
 
 def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
@@ -466,9 +439,9 @@ def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
         order = list(range(len(PIECES)))
         order = order[rnd % len(order):] + order[:rnd % len(order)]
         for i in order:
-            res = _spawn(["--piece", str(i), "--iterations", str(iterations)])
-            if res["ns_per_run"] is not None:
-                runs[i].append(res["ns_per_run"])
+            res = _spawn(["--child", f"piece-{i}", "--iterations", str(iterations), "--stats"])
+            if res.get("bpf_ns_per_run") is not None:
+                runs[i].append(res["bpf_ns_per_run"])
         print(f"  round {rnd + 1}/{rounds} done", flush=True)
     out = []
     for i, name in enumerate(PIECES):
@@ -479,6 +452,10 @@ def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
 
 
 def helpers_main(rounds: int, iterations: int, load: bool) -> int:
+    stats_fd = _enable_run_time_stats()
+    if stats_fd is None:
+        raise SystemExit("bench helpers: this kernel cannot time BPF programs (BPF_ENABLE_STATS, Linux 5.8+)")
+    os.close(stats_fd)
     print(f"helpers: each piece of a per-event program (programs/bench_helpers.bpf.c) on kmem:kmalloc, timed by the "
           f"kernel (BPF_ENABLE_STATS, which adds two clock reads to every run, to every row alike) under a storm of "
           f"{iterations:,} iterations on CPU {STORM_CPU}; {rounds} interleaved round(s)"
@@ -643,11 +620,8 @@ if __name__ == "__main__":
     p.add_argument("--script", type=int, help="run the plain bcc script against this pid")
     p.add_argument("--seconds", type=float, default=1.0)
     p.add_argument("--out")
-    p.add_argument("--piece", type=int)
     a = p.parse_args()
-    if a.piece is not None:
-        print(json.dumps(piece_child(a.piece, a.iterations)))
-    elif a.script:
+    if a.script:
         _pin(COLLECTOR_CPU)
         bcc_script(a.script, a.seconds, a.out)
     elif a.frame:
