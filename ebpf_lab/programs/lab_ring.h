@@ -30,44 +30,47 @@
  * (1 = the first). The verifier refuses the program if this is not a ring. */
 #define EVENTS_RING ((void *)bpf_pseudo_fd(1, -(EVENTS_MAP_POSITION)))
 
+/* An event takes its size plus an 8-byte header in the ring, rounded up to 8. */
+#define RING_EVENT_BYTES(size) (((u64)(size) + 8 + 7) & ~7ULL)
+
+/* BPF_RB_FORCE_WAKEUP while the unread data is in [WAKE_BYTES, WAKE_BYTES +
+ * window): the crossing of the high-water mark, seen by whichever submit
+ * lands in the window. */
+static __always_inline u64 wake_in_window(u64 window_bytes)
+{
+	u64 avail = bpf_ringbuf_query(EVENTS_RING, BPF_RB_AVAIL_DATA);
+
+	if (avail >= WAKE_BYTES && avail < WAKE_BYTES + window_bytes)
+		return BPF_RB_FORCE_WAKEUP;
+	return BPF_RB_NO_WAKEUP;
+}
+
 /* No wake-up, except once when the unread data crosses WAKE_BYTES: the
  * collector then drains while the ring still has 7/8 free. The window of 8
  * events catches the crossing even when several CPUs submit at once; one
  * wake-up per crossing is enough, because the collector consumes everything
- * that is committed when it wakes, so the next crossing starts from empty.
- * An event takes its size plus an 8-byte header in the ring, rounded up to 8. */
+ * that is committed when it wakes, so the next crossing starts from empty. */
 static __always_inline u64 wake_flags(u64 event_size)
 {
-	u64 event_bytes = (event_size + 8 + 7) & ~7ULL;
-	u64 avail = bpf_ringbuf_query(EVENTS_RING, BPF_RB_AVAIL_DATA);
-
-	if (avail >= WAKE_BYTES && avail < WAKE_BYTES + 8 * event_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	return wake_in_window(8 * RING_EVENT_BYTES(event_size));
 }
 
 /* The same for a program with a high event rate (lesson 02's storm): it asks
  * the ring at one event in WAKE_EVERY of each CPU's, and the window is
  * WAKE_EVERY times wider. `n` is a count of this CPU's events that the
  * program keeps anyway (a per-CPU counter, so consecutive values on a CPU).
- * bpf_ringbuf_query() is a helper call, ~20 ns per event measured on the
- * lab's machine (`ebpf-lab bench helpers`); asking once in 16 saves nearly
- * all of it. A ring too small for the wider window (the mark fewer than
+ * bpf_ringbuf_query() is a helper call (`ebpf-lab bench helpers` prints what
+ * it costs per event on your kernel; ~20 ns where the lab was built); asking
+ * once in 16 saves nearly all of it. A ring too small for the wider window (the mark fewer than
  * 8 * WAKE_EVERY events away) is asked at every event, as by wake_flags(). */
 #define WAKE_EVERY 16
 static __always_inline u64 wake_flags_every(u64 event_size, u64 n)
 {
-	u64 event_bytes = (event_size + 8 + 7) & ~7ULL;
-
-	if (WAKE_BYTES < 8 * WAKE_EVERY * event_bytes)
+	if (WAKE_BYTES < 8 * WAKE_EVERY * RING_EVENT_BYTES(event_size))
 		return wake_flags(event_size);
 	if (n & (WAKE_EVERY - 1))
 		return BPF_RB_NO_WAKEUP;
-	u64 avail = bpf_ringbuf_query(EVENTS_RING, BPF_RB_AVAIL_DATA);
-
-	if (avail >= WAKE_BYTES && avail < WAKE_BYTES + 8 * WAKE_EVERY * event_bytes)
-		return BPF_RB_FORCE_WAKEUP;
-	return BPF_RB_NO_WAKEUP;
+	return wake_in_window(8 * WAKE_EVERY * RING_EVENT_BYTES(event_size));
 }
 
 #endif /* LAB_RING_H */
