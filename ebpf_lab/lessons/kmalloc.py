@@ -82,7 +82,8 @@ def kmalloc_node_separate() -> bool:
     return _kernel.tracepoint_exists("kmem", "kmalloc_node")
 
 
-# the name cache's hook (no events: see current_comm in kmalloc.bpf.c), as (category:event) and as df.attrs names it
+# the name cache's hook (no events: see current_comm in kmalloc.bpf.c), as category:event; df.attrs["hooks"] names it
+# "tracepoint:" + this
 RENAME_TRACEPOINT = "task:task_rename"
 
 
