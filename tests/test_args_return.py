@@ -20,6 +20,7 @@ import pytest
 from attached import Snapshot
 from ebpf_lab import FeatureUnavailable, LabParameterError
 from ebpf_lab import _kernel
+from ebpf_lab._workloads import binary
 from ebpf_lab.catalog import get_lesson
 from ebpf_lab.lessons.args_return import (
     ArgsReturnLesson,
@@ -55,6 +56,9 @@ SETUP = [
 
 
 def run_open_lesson(**params):
+    # the workload built before the lesson attaches: lab.run() builds it after attaching, and a cold compile
+    # beside a busy machine (CI builds guest images meanwhile) can fill the system-wide openat ring first
+    binary("open_files")
     snap = Snapshot(OPEN_HANDLERS)
     lab = ArgsReturnLesson(rounds=ROUNDS, **params)
     df = lab.run()
