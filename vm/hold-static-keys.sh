@@ -12,12 +12,17 @@
 # interrupt"). With one clsact qdisc and one generic-XDP program held for the
 # whole run (on a veth in a namespace of their own), the lessons' attaches and
 # detaches only count the keys up and down: the code is never patched again.
+# The same race hit a trixie guest once in netif_rx_internal's timestamp branch
+# (netstamp_needed_key, turned on while any socket asks for receive timestamps,
+# as every ping does, and off again later): one socket with SO_TIMESTAMP, kept
+# open for the whole run by a sleeping process in the namespace, holds it on.
 #
 # The holder lives in its own namespace, named outside the lab's own prefix
 # ("ebl"), so that no lesson sees it and no leak check counts it. Idempotent;
 # failures are reported and never fatal (a run without the holder is only
-# exposed to the emulator's race again).
-ns=tcg-static-keys
+# exposed to the emulator's race again). TCG_KEYS_NS=NAME uses another namespace
+# (a trial on a machine that runs a test tier at the same time).
+ns=${TCG_KEYS_NS:-tcg-static-keys}
 dev=keys0
 say() { echo "hold-static-keys: $*" >&2; }
 
@@ -43,5 +48,19 @@ else
     say "could not attach a generic-XDP program: the XDP key is not held"
 fi
 rm -rf "$tmp"
+# SO_TIMESTAMP is 29 on every architecture the lab runs on (asm-generic/socket.h, x86 and arm64 alike).
+if command -v python3 >/dev/null; then
+    ip netns exec "$ns" setsid python3 -c 'import signal, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, 29, 1)
+signal.pause()' </dev/null >/dev/null 2>&1 &
+    holder=$!
+    sleep 1
+fi
+if [ -n "${holder:-}" ] && kill -0 "$holder" 2>/dev/null; then
+    held+=(receive-timestamps)
+else
+    say "could not keep a timestamping socket open (python3): the receive-timestamp key is not held"
+fi
 [ "${#held[@]}" = 0 ] || say "static keys held on for this run: ${held[*]} (with $dev in namespace $ns)"
 exit 0
