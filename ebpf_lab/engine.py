@@ -302,6 +302,10 @@ class Lesson:
     #: default collection time when no workload is running
     default_seconds: ClassVar[float] = 2.0
     poll_interval: ClassVar[float] = 0.05
+    #: the workload programs (ebpf_lab/workloads/NAME.c) that trigger() runs: compile() builds them, so that
+    #: a first, cold build never runs while the program is attached (a system-wide hook would trace the
+    #: compiler, and its events could fill the ring before collecting begins)
+    workload_binaries: ClassVar[Sequence[str]] = ()
 
     def __init__(self, *, program_text: Optional[str] = None, **params: Any) -> None:
         unknown = set(params) - set(self.params)
@@ -403,6 +407,11 @@ class Lesson:
                                                explain=self._explain_compile)
         self._stack.callback(self._cleanup_bpf)
         self.hooks = hooks
+        if self.workload_binaries:
+            from ._workloads import binary
+
+            for name in self.workload_binaries:
+                binary(name)
         self.state = State.COMPILED
         rows = [{"function": h.fn, "hook": h.name, "bytecode_insns": self._fn_insns(h.fn)} for h in hooks]
         df = pd.DataFrame(rows)

@@ -264,3 +264,18 @@ def test_listing_and_format():
     assert "kmem:kmalloc" in set(tps.tracepoint)
     fmt = tracepoint_format("kmem", "kmalloc")
     assert {"call_site", "bytes_req", "bytes_alloc", "gfp_flags"} <= set(fmt.field)
+
+
+def test_compile_builds_the_workload_before_anything_is_attached(monkeypatch):
+    """A first run's cold build of the storm must not run under the attached, system-wide program."""
+    from ebpf_lab import _workloads
+
+    asked = []
+    monkeypatch.setattr(_workloads, "binary", lambda name, extra_flags=(): asked.append(name) or binary(name))
+    lab = KmallocLesson(min_bytes=128)
+    try:
+        lab.compile()
+        assert asked == ["kmalloc_storm"]
+        assert lab.state.name == "COMPILED" and not any(h.attached for h in lab.hooks)
+    finally:
+        lab.detach()

@@ -404,6 +404,7 @@ class ArgsReturnLesson(SyscallLesson):
     title = "03 · Arguments and return values: openat() in, fd or -errno out (kprobe/kretprobe, or fallbacks)"
     notebook = "03_args_return.ipynb"
     program = "args_return.bpf.c"
+    workload_binaries = ("open_files",)
     syscall = "openat"
     variants = ("kprobe", "fexit", "tracepoint")
     entry_fn, return_fn = "on_openat_entry", "on_openat_return"

@@ -242,6 +242,7 @@ class HelloKillLesson(SyscallLesson):
     title = "01 · Hello kill: who sends kill? (kprobe, or syscall tracepoints)"
     notebook = "01_hello_kill.ipynb"
     program = "hello_kill.bpf.c"
+    workload_binaries = ("kill_victims",)
     syscall = "kill"
     variants = ("kprobe", "tracepoint")
     entry_fn, return_fn = "on_kill_entry", "on_kill_return"

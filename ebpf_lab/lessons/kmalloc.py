@@ -108,6 +108,7 @@ class KmallocLesson(Lesson):
     title = "02 · Who is allocating memory? (kmem:kmalloc tracepoint)"
     notebook = "02_kmalloc.ipynb"
     program = "kmalloc.bpf.c"
+    workload_binaries = ("kmalloc_storm",)
     params: ClassVar[Dict[str, Param]] = {
         "min_bytes": Param(128, "report allocations of at least this many bytes (the tutorial's 128)",
                            min=0, max=1 << 30, cflag="MIN_BYTES"),

@@ -461,6 +461,7 @@ class ThreeWaysLesson(ReportingLesson):
     title = "06 · One tool, three ways: bcc, bpftrace, libbpf + CO-RE (and why BTF tells the truth)"
     notebook = "06_three_ways.ipynb"
     program = "three_ways.bpf.c"
+    workload_binaries = ("three_ways_kills",)
     report_timeout_s = 60.0
     params: ClassVar[Dict[str, Param]] = {
         "methods": Param("bcc,bpftrace,libbpf", "which ways to run, comma-separated (those this machine cannot run "
