@@ -467,7 +467,7 @@ def helpers_main(rounds: int, iterations: int, load: bool) -> int:
         over = "-" if r["ns"] is None or count is None or r is rows[0] else f"{r['ns'] - count:+.0f}"
         print(f"{r['piece']:<32} {_fmt(r['ns'], '.0f'):>7} ({r['spread']:>8}) {over:>11}")
     print("lesson 02's program per event = count + bpf_ktime_get_ns() + reserving, writing and submitting a 56-byte "
-          "record + its name (the cache: bpf_get_current_task() and a lookup; a copy when the task changed) + the "
+          "record + its name (the cache: two lookups; a copy when the thread changed, was renamed or may be new) + the "
           "wake-up test (one event in 16); `bench ingest` shows its whole time (BPF ns/run)")
     return 0
 

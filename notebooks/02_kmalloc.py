@@ -166,11 +166,13 @@ lab.load()
 # the lesson looks for it in tracefs and, where it exists, attaches a second entry point (`on_kmalloc_node`,
 # compiled with `-DHOOK_KMALLOC_NODE`).
 #
-# Where the kernel has the tracepoint `task:task_rename`, the lesson attaches one more function, `on_task_rename`.
-# It sends no events: it tells the program's name cache (`current_comm()` in the source above, compiled with
-# `-DCOMM_CACHE`) that some task just changed its name (at `exec`, or through `prctl`), so the next event copies the
-# name again instead of reusing the one it copied before. Copying the 16-byte name once per task rather than once per
-# event is one of the things that keep the lesson's program about as cheap as tracing at all (`ebpf-lab bench
+# Where the kernel has the tracepoints `task:task_rename` and `task:task_newtask`, the lesson attaches two more
+# functions, `on_task_rename` and `on_task_newtask`. They send no events: they tell the program's name cache
+# (`current_comm()` in the source above, compiled with `-DCOMM_CACHE`) that some task just changed its name (at
+# `exec`, or through `prctl`) or that a new task began (it may reuse the id of a thread that ended), so the next
+# event copies the name again instead of reusing the one it copied before. Copying the 16-byte name once per thread
+# rather than once per event is one of the things that keep the lesson's program about as cheap as tracing at all
+# (`ebpf-lab bench
 # ingest` measures it). Expect the table of hooks, then which events were traced and why:
 
 # %% tags=["attach"]

@@ -93,7 +93,7 @@ def test_param_coercion():
 
 def test_cflags_are_the_parameters():
     lab = KmallocLesson(min_bytes=256, stream=False, only_pid=42)
-    cache = ["-DCOMM_CACHE"] if _kernel.tracepoint_exists("task", "task_rename") else []
+    cache = ["-DCOMM_CACHE"] if all(_kernel.tracepoint_exists("task", e) for e in ("task_rename", "task_newtask")) else []
     assert lab.cflags() == ["-DMIN_BYTES=256", "-DSTREAM=0", "-DONLY_PID=42", "-DRING_PAGES=2048"] + cache
     src = lab.source()
     assert "-DMIN_BYTES=256" in src.splitlines()[1]

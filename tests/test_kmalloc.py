@@ -22,8 +22,10 @@ pytestmark = [pytest.mark.root, pytest.mark.tracepoints]
 
 ITER = 3000
 # Kernels before 6.1 report node-specific allocations through kmem:kmalloc_node, which the lesson traces too.
-# Where the kernel has task:task_rename, the lesson attaches it too: it keeps the program's name cache right.
-RENAME = ["tracepoint:task:task_rename"] if _kernel.tracepoint_exists("task", "task_rename") else []
+# Where the kernel has task:task_rename and task:task_newtask, the lesson attaches them too: they keep the program's
+# name cache right.
+RENAME = (["tracepoint:task:task_rename", "tracepoint:task:task_newtask"]
+          if all(_kernel.tracepoint_exists("task", e) for e in ("task_rename", "task_newtask")) else [])
 HOOKS = ["tracepoint:kmem:kmalloc"] + (["tracepoint:kmem:kmalloc_node"] if kmalloc_node_separate() else []) + RENAME
 
 
@@ -83,6 +85,62 @@ def test_names_follow_exec_and_prctl_in_order():
     assert lab.counts()["seen"] == len(df)
 
 
+def _fork_as(pid: int, body) -> int:
+    """Fork a child that runs ``body`` then exits, asking the kernel for process id ``pid`` (root:
+    /proc/sys/kernel/ns_last_pid); returns the id it got (another fork may take ``pid`` first)."""
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write(str(pid - 1))
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child
+        try:
+            os.sched_setaffinity(0, {0})
+            body()
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    return child
+
+
+def _allocate(n: int) -> None:
+    for _ in range(n):
+        with open("/proc/self/stat") as f:
+            f.read()
+
+
+def test_a_new_task_with_an_old_thread_id_gets_its_own_name():
+    """The name cache is keyed by thread id (current_comm in kmalloc.bpf.c): a new task that gets the id of one
+    that ended must not show the old one's name. Both run on CPU 0, the second without exec or rename."""
+    import ctypes
+    import time
+
+    def first() -> None:
+        ctypes.CDLL(None).prctl(15, b"ebl-first", 0, 0, 0)  # PR_SET_NAME
+        time.sleep(0.05)  # past the program's settling time after a rename: the name is cached from here on
+        _allocate(300)
+
+    mine = open("/proc/self/comm").read().strip()
+    pid_max = int(open("/proc/sys/kernel/pid_max").read())
+    for attempt in range(3):
+        pid = int(open("/proc/sys/kernel/ns_last_pid").read()) + 5000 + 1000 * attempt
+        pid = 300 + pid % (pid_max - 400)
+        if os.path.exists(f"/proc/{pid}"):
+            continue
+        lab = KmallocLesson(min_bytes=0, only_pid=pid)
+        try:
+            lab.compile(), lab.load(), lab.attach()
+            if _fork_as(pid, first) != pid or _fork_as(pid, lambda: _allocate(300)) != pid:
+                continue  # another process took the id in between: try another
+            df = lab.collect(seconds=0.3, quiet=True)
+        finally:
+            lab.detach()
+        names = df.sort_values("ts_ns", kind="stable").comm.astype(str).tolist()
+        runs = [n for i, n in enumerate(names) if i == 0 or n != names[i - 1]]
+        assert runs in (["ebl-first", mine], [mine, "ebl-first", mine]), runs[:10]
+        assert names.count("ebl-first") >= 300 and names[-300:] == [mine] * 300
+        return
+    pytest.fail("three times another process took the chosen process id between ns_last_pid and fork")
+
+
 def test_each_row_names_the_tracepoint_that_saw_it(df):
     mine = df[(df.pid == df.attrs["workload_pid"]) & (df.comm == "ebl-kmalloc")]
     seen = set(mine.event.astype(str))
@@ -112,7 +170,7 @@ def test_step_by_step_and_histogram(no_bpf_leak):
     lab = KmallocLesson(min_bytes=1024, iterations=ITER)
     funcs = lab.compile()
     assert list(funcs.function) == (["on_kmalloc"] + (["on_kmalloc_node"] if kmalloc_node_separate() else [])
-                                    + (["on_task_rename"] if RENAME else []))
+                                    + (["on_task_rename", "on_task_newtask"] if RENAME else []))
     loaded = lab.load()
     assert loaded.loc[0, "verifier"] == "accepted" and loaded.loc[0, "xlated_insns"] > 0
     hooks = lab.attach()

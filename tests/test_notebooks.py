@@ -123,7 +123,7 @@ def test_02_kmalloc():
     assert has_image(out["channels-measure"]) and "most events per second into Python: " in text_of(out["channels-measure"])
     collected = text_of(out["collect"])
     assert re.search(r"[\d,]+ allocations; lost: 0; hook: \['tracepoint:kmem:kmalloc'(, 'tracepoint:kmem:kmalloc_node')?"
-                     r"(, 'tracepoint:task:task_rename')?\]", collected)
+                     r"(, 'tracepoint:task:task_rename', 'tracepoint:task:task_newtask')?\]", collected)
     assert "[closed]" in text_of(out["detach"])
     for tag in ("plot-sizes", "plot-top", "plot-slack", "aggregation", "page-alloc"):
         assert has_image(out[tag]), f"cell {tag} drew no plot"

@@ -82,9 +82,9 @@ def kmalloc_node_separate() -> bool:
     return _kernel.tracepoint_exists("kmem", "kmalloc_node")
 
 
-# the name cache's hook (no events: see current_comm in kmalloc.bpf.c), as category:event; df.attrs["hooks"] names it
-# "tracepoint:" + this
-RENAME_TRACEPOINT = "task:task_rename"
+# the name cache's hooks (no events: see current_comm in kmalloc.bpf.c), as category:event -> function;
+# df.attrs["hooks"] names each "tracepoint:" + category:event
+NAME_CACHE_TRACEPOINTS = {"task:task_rename": "on_task_rename", "task:task_newtask": "on_task_newtask"}
 
 
 def traced_events_sentence(hooks: List[str]) -> str:
@@ -95,7 +95,7 @@ def traced_events_sentence(hooks: List[str]) -> str:
     if "tracepoint:kmem:kmalloc" in hooks:
         return ("traced kmem:kmalloc only: this kernel has no kmem:kmalloc_node tracepoint (6.1 merged it into "
                 "kmem:kmalloc, which carries a node field), so kmem:kmalloc sees every kmalloc")
-    return f"traced {', '.join(h for h in hooks if h != 'tracepoint:' + RENAME_TRACEPOINT)}"
+    return f"traced {', '.join(h for h in hooks if h[len('tracepoint:'):] not in NAME_CACHE_TRACEPOINTS)}"
 
 
 class KmallocLesson(Lesson):
@@ -149,16 +149,18 @@ class KmallocLesson(Lesson):
         if ev == "kmalloc" and kmalloc_node_separate():
             hooks.append(Hook("tracepoint", "kmem:kmalloc_node", "on_kmalloc_node"))
         if self._comm_cache():
-            hooks.append(Hook("tracepoint", RENAME_TRACEPOINT, "on_task_rename",
-                              note="no events: tells the program's name cache (current_comm in "
-                                   "kmalloc.bpf.c) that a task was renamed"))
+            for tp, fn in NAME_CACHE_TRACEPOINTS.items():
+                what = "was renamed" if tp.endswith("rename") else "was created (it may reuse an old thread id)"
+                hooks.append(Hook("tracepoint", tp, fn, note="no events: tells the program's name cache "
+                                                              f"(current_comm in kmalloc.bpf.c) that a task {what}"))
         return hooks
 
     def _comm_cache(self) -> bool:
-        """Compile with -DCOMM_CACHE: the program's own text (or a learner's that has on_task_rename), and a kernel
-        with task:task_rename to keep the cache right. Elsewhere every event copies the name (bpf_get_current_comm)."""
-        mine = self.program_text is None or "on_task_rename" in self.program_text
-        return mine and _kernel.tracepoint_exists(*RENAME_TRACEPOINT.split(":"))
+        """Compile with -DCOMM_CACHE: the program's own text (or a learner's that has the cache's functions), and a
+        kernel with task:task_rename and task:task_newtask to keep the cache right. Elsewhere every event copies the
+        name (bpf_get_current_comm)."""
+        mine = self.program_text is None or all(fn in self.program_text for fn in NAME_CACHE_TRACEPOINTS.values())
+        return mine and all(_kernel.tracepoint_exists(*tp.split(":")) for tp in NAME_CACHE_TRACEPOINTS)
 
     def extra_cflags(self) -> List[str]:
         # on_kmalloc_node exists only where its tracepoint does (bcc needs its format file)

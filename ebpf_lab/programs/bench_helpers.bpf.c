@@ -11,7 +11,7 @@
  *   PIECE=2  + bpf_ktime_get_ns()              (every event's timestamp)
  *   PIECE=3  + bpf_ktime_get_ns() twice        (a second call, warm)
  *   PIECE=4  + bpf_get_current_comm()          (the process name, copied)
- *   PIECE=5  + bpf_get_current_task()          (the name cache's key)
+ *   PIECE=5  + bpf_get_current_task()          (a name cache keyed by the task)
  *   PIECE=6  + bpf_ringbuf_query()             (the wake-up test, lab_ring.h)
  *   PIECE=7  + bpf_get_smp_processor_id()
  *   ONLY_PID the storm's pid

@@ -6,9 +6,9 @@
  * (on_kmalloc_node, -DHOOK_KMALLOC_NODE) on kernels before 6.1 that have it,
  * and, for the tutorial's
  * "page_alloc works the same way", tracepoint kmem:mm_page_alloc
- * (on_page_alloc); with -DCOMM_CACHE, tracepoint task:task_rename
- * (on_task_rename, below). Needs: BPF tracepoint programs, BPF ring
- * buffers (5.8+).
+ * (on_page_alloc); with -DCOMM_CACHE, tracepoints task:task_rename
+ * (on_task_rename) and task:task_newtask (on_task_newtask, below).
+ * Needs: BPF tracepoint programs, BPF ring buffers (5.8+).
  * Tracepoint arguments come from the running kernel's tracefs format files,
  * so they are right even when the compile headers are not the kernel's own.
  *
@@ -20,8 +20,9 @@
  *   RING_PAGES size of the ring buffer in 4 KiB pages (a power of two)
  *   WAKE_BYTES wake the collector when this much data waits in the ring
  *              (default: an eighth of it; see lab_ring.h)
- *   COMM_CACHE defined: each CPU reuses the name it copied for the same task;
- *              on_task_rename (task:task_rename) must then be attached too
+ *   COMM_CACHE defined: each CPU reuses the name it copied for the same thread;
+ *              on_task_rename (task:task_rename) and on_task_newtask
+ *              (task:task_newtask) must then be attached too
  *              (see current_comm() below)
  */
 #ifndef MIN_BYTES
@@ -72,36 +73,54 @@ BPF_PERCPU_ARRAY(stats, struct alloc_stats, 1);
  * event (-DCOMM_CACHE; without it, current_comm() is bpf_get_current_comm()).
  *
  * bpf_get_current_comm() copies the 16-byte name out of the task at every
- * call; in a storm most events on a CPU come from the task that sent the one
- * before. So each CPU keeps the last name it copied, with the task and thread
- * id it belongs to, and reuses it while the same task runs. A task's name
- * changes only in the kernel's __set_task_comm() (at exec, prctl(PR_SET_NAME),
- * a write to /proc/PID/comm), which fires the tracepoint task:task_rename:
- * on_task_rename, attached by the lesson beside its own hooks, writes down
- * when. A name copied less than RENAME_SETTLE_NS after the latest rename of
- * any task is not trusted and is copied again at the next event, so no row
- * carries a name older than a rename it follows (the tracepoint fires just
- * before the kernel copies the new name in). The thread id in the key keeps a
- * task_struct reused by a new thread from inheriting the old thread's name. */
+ * call; in a storm most events on a CPU come from the thread that sent the one
+ * before. So each CPU keeps the last name it copied, with the thread id it
+ * belongs to, and reuses it while the same thread runs. Two tracepoints, which
+ * the lesson attaches beside its own hooks, say when a kept name may be stale:
+ *  - a task's name changes only in the kernel's __set_task_comm() (at exec,
+ *    prctl(PR_SET_NAME), a write to /proc/PID/comm), which fires
+ *    task:task_rename just before it copies the new name in: on_task_rename
+ *    writes down when, and a name copied less than RENAME_SETTLE_NS after the
+ *    latest rename of any task is not trusted and is copied again at the next
+ *    event, so no row carries a name older than a rename it follows;
+ *  - a thread id is reused only by a new task, and task:task_newtask fires for
+ *    every new task before it first runs: on_task_newtask writes down when,
+ *    and a name copied before the latest new task is copied again, so a new
+ *    thread never inherits the name of an old one that had its id.
+ * (Keying the cache by the task itself, bpf_get_current_task(), would cost a
+ * helper call per event: `ebpf-lab bench helpers` prints how much.) */
 #ifdef COMM_CACHE
 #define RENAME_SETTLE_NS 10000000ULL   /* 10 ms */
 struct comm_entry {
-	u64 task;        /* bpf_get_current_task() the name was copied from */
 	u64 copied_ns;   /* when (bpf_ktime_get_ns()) */
 	u32 tid;
 	u32 _pad;
 	char comm[16];
 };
 BPF_PERCPU_ARRAY(comm_cache, struct comm_entry, 1);
-BPF_ARRAY(renamed_ns, u64, 1);   /* bpf_ktime_get_ns() at the latest task:task_rename */
+struct names_changed {
+	u64 renamed_ns;  /* bpf_ktime_get_ns() at the latest task:task_rename */
+	u64 created_ns;  /* ... and at the latest task:task_newtask */
+};
+BPF_ARRAY(names_changed, struct names_changed, 1);
 
 int on_task_rename(void *ctx)
 {
 	int zero = 0;
-	u64 *renamed = renamed_ns.lookup(&zero);
+	struct names_changed *n = names_changed.lookup(&zero);
 
-	if (renamed)
-		*renamed = bpf_ktime_get_ns();
+	if (n)
+		n->renamed_ns = bpf_ktime_get_ns();
+	return 0;
+}
+
+int on_task_newtask(void *ctx)
+{
+	int zero = 0;
+	struct names_changed *n = names_changed.lookup(&zero);
+
+	if (n)
+		n->created_ns = bpf_ktime_get_ns();
 	return 0;
 }
 #endif
@@ -111,13 +130,12 @@ static __always_inline void current_comm(char *comm, u32 tid, u64 now_ns)
 #ifdef COMM_CACHE
 	int zero = 0;
 	struct comm_entry *c = comm_cache.lookup(&zero);
-	u64 *renamed = renamed_ns.lookup(&zero);
-	u64 task = bpf_get_current_task();
+	struct names_changed *n = names_changed.lookup(&zero);
 
-	if (c && renamed) {
-		if (c->task != task || c->tid != tid || c->copied_ns < *renamed + RENAME_SETTLE_NS) {
+	if (c && n) {
+		if (c->tid != tid || c->copied_ns < n->renamed_ns + RENAME_SETTLE_NS ||
+		    c->copied_ns < n->created_ns) {
 			bpf_get_current_comm(&c->comm, sizeof(c->comm));
-			c->task = task;
 			c->tid = tid;
 			c->copied_ns = now_ns;
 		}
@@ -195,7 +213,6 @@ int on_page_alloc(struct tracepoint__kmem__mm_page_alloc *args)
 	return report(0, bytes, bytes, args->gfp_flags, 1);
 }
 
-/* License: GPL (bcc's default). Without -DCOMM_CACHE the program uses none of
- * the GPL-only helpers: the ring buffer helpers, bpf_get_current_comm(),
- * bpf_ktime_get_ns() and bpf_get_smp_processor_id() are open to any program.
- * With it, the name cache's bpf_get_current_task() is GPL-only. */
+/* License: GPL (bcc's default). The program uses none of the GPL-only
+ * helpers: the ring buffer helpers, bpf_get_current_comm(),
+ * bpf_ktime_get_ns() and bpf_get_smp_processor_id() are open to any program. */
