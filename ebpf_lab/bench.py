@@ -157,7 +157,7 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
             storm.wait()
             received = None
         elif method in ("empty", "count") or method.startswith("piece-"):  # piece-N: `bench helpers`
-            b = (_plain_bpf(storm.pid, "bench_helpers.bpf.c", PIECE=int(method[len("piece-"):]))
+            b = (_plain_bpf(storm.pid, "bench_helpers.bpf.c", **_piece_defines(int(method[len("piece-"):]), iterations))
                  if method.startswith("piece-") else _plain_bpf(storm.pid, OUTPUT=OUTPUT_MODE[method]))
             cpu0 = _cpu_s()
             _go(storm)
@@ -226,6 +226,8 @@ def child(method: str, iterations: int, stats: bool = False) -> Dict[str, Any]:
         cpu = _cpu_s() - cpu0
         if b is not None and method in OUTPUT_MODE and method != "empty":  # a piece's `count` sums, not counts
             known = int(b["count"][0].value)
+        if b is not None and method == f"piece-{RECORD_PIECE}":
+            extra["ring_full"] = int(b["count"][1].value)
         if stats_fd is not None:
             bpf = b if b is not None else (lesson.bpf if lesson is not None else None)
             if bpf is not None:
@@ -429,7 +431,18 @@ def frame_and_write(rows: int) -> Dict[str, Any]:
 # `ebpf-lab bench helpers`: programs/bench_helpers.bpf.c's PIECE values, in order (run as child("piece-N"))
 PIECES = ["empty", "count (pid test + counter)", "+ bpf_ktime_get_ns()", "+ bpf_ktime_get_ns() x2",
           "+ bpf_get_current_comm()", "+ bpf_get_current_task()", "+ bpf_ringbuf_query()",
-          "+ bpf_get_smp_processor_id()"]
+          "+ bpf_get_smp_processor_id()", "+ timestamp + ring record"]
+RECORD_PIECE = 8  # the least a program that sends every event does: its ring holds the whole storm (nobody drains it)
+
+
+def _piece_defines(piece: int, iterations: int) -> Dict[str, int]:
+    if piece != RECORD_PIECE:
+        return {"PIECE": piece}
+    need = iterations * 4 * 64 * 5 // 4  # ~3 events an iteration, 64 bytes each in the ring, a quarter to spare
+    pages = 1
+    while pages * 4096 < need:
+        pages *= 2
+    return {"PIECE": piece, "RING_PAGES": pages}
 
 
 def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
@@ -442,6 +455,9 @@ def helpers(rounds: int, iterations: int) -> List[Dict[str, Any]]:
             res = _spawn(["--child", f"piece-{i}", "--iterations", str(iterations), "--stats"])
             if res.get("bpf_ns_per_run") is not None:
                 runs[i].append(res["bpf_ns_per_run"])
+            if res.get("ring_full"):
+                print(f"  {PIECES[i]}: the ring was full for {res['ring_full']:,} events (their runs are the cheaper "
+                      "failure path): the storm is larger than the piece's ring", flush=True)
         print(f"  round {rnd + 1}/{rounds} done", flush=True)
     out = []
     for i, name in enumerate(PIECES):
@@ -466,6 +482,8 @@ def helpers_main(rounds: int, iterations: int, load: bool) -> int:
     for r in rows:
         over = "-" if r["ns"] is None or count is None or r is rows[0] else f"{r['ns'] - count:+.0f}"
         print(f"{r['piece']:<32} {_fmt(r['ns'], '.0f'):>7} ({r['spread']:>8}) {over:>11}")
+    print("timestamp + ring record: bpf_ktime_get_ns() and a 56-byte record reserved, written and submitted (no "
+          "wake-up) — the least a program that sends every event to user space does.")
     print("lesson 02's program per event = count + bpf_ktime_get_ns() + reserving, writing and submitting a 56-byte "
           "record + its name (the cache: two lookups; a copy when the thread changed, was renamed or may be new) + the "
           "wake-up test (one event in 16); `bench ingest` shows its whole time (BPF ns/run)")
