@@ -384,13 +384,21 @@ class Lesson:
         return None
 
     def compile(self) -> pd.DataFrame:
-        """Compile the C program with clang (through bcc). Returns the functions found."""
+        """Compile the C program with clang (through bcc). Returns the functions found.
+
+        The lesson's workload programs (``workload_binaries``) are built first, while nothing is attached.
+        """
         self._require(State.NEW, doing="compiling")
         self.preflight()
         from .kernel_headers import prepare
 
         prepare()
         hooks = self.select_hooks()
+        if self.workload_binaries:  # first: a failed build leaves nothing compiled behind
+            from ._workloads import binary
+
+            for name in self.workload_binaries:
+                binary(name)
         if self.program_text is not None and not getattr(self, "_trial_done", False):
             # a learner's text: a crash of clang or bcc must not end this process
             from ._trial import compile_or_raise
@@ -407,11 +415,6 @@ class Lesson:
                                                explain=self._explain_compile)
         self._stack.callback(self._cleanup_bpf)
         self.hooks = hooks
-        if self.workload_binaries:
-            from ._workloads import binary
-
-            for name in self.workload_binaries:
-                binary(name)
         self.state = State.COMPILED
         rows = [{"function": h.fn, "hook": h.name, "bytecode_insns": self._fn_insns(h.fn)} for h in hooks]
         df = pd.DataFrame(rows)
