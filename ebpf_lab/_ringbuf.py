@@ -101,6 +101,13 @@ class RingReader:
     def pending_bytes(self) -> int:
         return int(self._prod[0]) - int(self._cons[0])
 
+    def producer_position(self) -> int:
+        """How far programs have reserved (committed or not): drain until :meth:`consumed` says it is reached."""
+        return int(self._prod[0])
+
+    def consumed(self, position: int) -> bool:
+        return int(self._cons[0]) >= position
+
     def drain(self) -> np.ndarray:
         """Consume every committed record; returns them as a compact array."""
         cons = int(self._cons[0])

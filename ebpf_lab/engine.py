@@ -548,6 +548,21 @@ class Lesson:
             self._pending.add(arr)
         return len(arr)
 
+    def _drain_reserved(self, timeout: float = 0.5) -> int:
+        """After the last drain: a record reserved but not yet committed (its program still running on another
+        CPU, or that CPU held up) stops every drain in front of it, and the records behind it with it. Wait for
+        what was reserved by now to be committed and drained (at most ``timeout`` seconds) rather than leave
+        it in the ring."""
+        if self._reader is None:
+            return 0
+        end = self._reader.producer_position()
+        deadline = time.monotonic() + timeout
+        n = 0
+        while not self._reader.consumed(end) and time.monotonic() < deadline:
+            time.sleep(0.005)
+            n += self.drain()
+        return n
+
     def _wait(self, timeout: float) -> None:
         """Between drains: wait on the ring's epoll fd (the program wakes it at its high-water mark)."""
         if self._reader is not None:
@@ -589,6 +604,7 @@ class Lesson:
                     prog.update(now - t0, f"{n:,} events")
                     self._wait(min(self.poll_interval, max(0.0, t0 + limit - now)))
                 n += self.drain()
+                n += self._drain_reserved()
             arr = self._pending or ChunkedRecords(self._reader.dtype if self._reader else None)
             self._pending = None
             if max_events is not None:

@@ -234,3 +234,35 @@ def test_uprobe_comparison_survives_one_missing_call():
     assert list(out["agree"]) == [True, False, True]
     lab.workload = None
     lab.detach()
+
+
+class _StalledRing:
+    """A ring whose first records are held up by one reserved, not yet committed, for ``stalled`` drains."""
+
+    dtype = np.dtype([("x", "<u8")])
+
+    def __init__(self, stalled: int) -> None:
+        self.stalled, self.cons, self.prod, self.drains = stalled, 0, 3, 0
+
+    def producer_position(self) -> int:
+        return self.prod
+
+    def consumed(self, position: int) -> bool:
+        return self.cons >= position
+
+    def drain(self) -> np.ndarray:
+        self.drains += 1
+        if self.drains <= self.stalled:
+            return np.empty(0, dtype=self.dtype)  # stops at the busy record
+        n, self.cons = self.prod - self.cons, self.prod
+        return np.arange(n, dtype="<u8").view(self.dtype)
+
+
+def test_collect_waits_for_records_reserved_before_its_end():
+    lab = KmallocLesson()
+    lab._reader = _StalledRing(stalled=3)
+    assert lab._drain_reserved(timeout=5) == 3 and lab._reader.drains == 4
+    assert len(lab._pending) == 3
+    lab._reader, lab._pending = _StalledRing(stalled=10**9), None
+    assert lab._drain_reserved(timeout=0.05) == 0  # never committed: gives up after the timeout
+    lab._reader = None

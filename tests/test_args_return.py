@@ -20,7 +20,6 @@ import pytest
 from attached import Snapshot
 from ebpf_lab import FeatureUnavailable, LabParameterError
 from ebpf_lab import _kernel
-from ebpf_lab._workloads import binary
 from ebpf_lab.catalog import get_lesson
 from ebpf_lab.lessons.args_return import (
     ArgsReturnLesson,
@@ -55,16 +54,24 @@ SETUP = [
 ]
 
 
-def run_open_lesson(**params):
-    # the workload built before the lesson attaches: lab.run() builds it after attaching, and a cold compile
-    # beside a busy machine (CI builds guest images meanwhile) can fill the system-wide openat ring first
-    binary("open_files")
-    snap = Snapshot(OPEN_HANDLERS)
-    lab = ArgsReturnLesson(rounds=ROUNDS, **params)
-    df = lab.run()
-    report = lab.workload_report()
-    assert snap.leftovers() == {}, "the lesson left something attached"
-    return lab, df, report
+def run_open_lesson(attempts=3, **params):
+    """The lesson, run whole, and the workload's own report. The lesson traces every process's openat(): on a
+    machine opening files by the ten thousand a second (CI builds guest images beside this tier) its ring can
+    fill, and the workload's calls may be among the events lost. Such a run (counted lost, or the workload's
+    calls not all there) is run again, up to ``attempts`` times, with a warning that says what happened."""
+    import warnings
+
+    for attempt in range(1, attempts + 1):
+        snap = Snapshot(OPEN_HANDLERS)
+        lab = ArgsReturnLesson(rounds=ROUNDS, **params)
+        df = lab.run()
+        report = lab.workload_report()
+        assert snap.leftovers() == {}, "the lesson left something attached"
+        mine = df.filename.str.startswith(report.attrs["dir"] + "/").sum()
+        if (df.attrs["lost"] == 0 and mine == len(report)) or attempt == attempts:
+            return lab, df, report
+        warnings.warn(f"lesson 03, attempt {attempt}: {len(df):,} rows, {df.attrs['lost']:,} lost, {mine} of the "
+                      f"workload's {len(report)} calls seen; running it again", stacklevel=2)
 
 
 def assert_open_matches_workload(lab, df, report):
