@@ -438,7 +438,7 @@ RECORD_PIECE = 8  # the least a program that sends every event does: its ring ho
 def _piece_defines(piece: int, iterations: int) -> Dict[str, int]:
     if piece != RECORD_PIECE:
         return {"PIECE": piece}
-    need = iterations * 4 * 64 * 5 // 4  # ~3 events an iteration, 64 bytes each in the ring, a quarter to spare
+    need = iterations * 4 * 64 * 5 // 4  # 3 events an iteration (counted as 4), 64 ring bytes each, a quarter spare
     pages = 1
     while pages * 4096 < need:
         pages *= 2
